@@ -1,0 +1,49 @@
+# s2m — two commands do everything: `make demo` and `make test`.
+# Both create .venv if missing, install the pinned requirements (torch==2.13.0 first so that
+# nothing pulls a CUDA build), build the ROS 2 messages into the venv, then run.
+SHELL := /bin/bash
+PYTHON ?= python3
+VENV ?= .venv
+PY := $(VENV)/bin/python
+INSTALLED := $(VENV)/.s2m-installed
+MSGS_BUILT := $(VENV)/.s2m-msgs-built
+export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
+
+.PHONY: demo test setup msgs lint bench clean help
+
+help:  ## list targets
+	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
+
+$(PY):
+	$(PYTHON) -m venv $(VENV)
+
+$(INSTALLED): requirements.txt setup.py | $(PY)
+	$(PY) -m pip install -q --upgrade pip
+	$(PY) -m pip install -q torch==2.13.0
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -e .
+	touch $@
+
+$(MSGS_BUILT): $(INSTALLED) CMakeLists.txt package.xml $(wildcard msg/*.msg) $(wildcard cmake/*.cmake) tools/build_msgs.sh
+	bash tools/build_msgs.sh $(VENV)
+	touch $@
+
+setup: $(INSTALLED) $(MSGS_BUILT)  ## create .venv and install everything (idempotent)
+
+msgs: $(MSGS_BUILT)  ## build the ROS 2 messages into the venv
+
+demo: setup  ## run the main job on the embedded default, outputs in out/demo/
+	$(VENV)/bin/s2m demo --out out/demo
+
+test: setup  ## run ruff and the whole test suite
+	$(VENV)/bin/ruff check s2m_model s2m_ros test bench launch
+	$(PY) -m pytest -q
+
+lint: setup  ## ruff only
+	$(VENV)/bin/ruff check s2m_model s2m_ros test bench launch
+
+bench: setup  ## run every benchmark (JSON on stdout)
+	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+clean:  ## remove the venv and outputs (the body-model cache in ~/.cache/s2m stays)
+	rm -rf $(VENV) out build

@@ -1,0 +1,204 @@
+"""SMPL-format model files: the user cache, ``.npz`` loading, one-time ``.pkl`` conversion.
+
+The runtime path only ever reads ``.npz`` files with ``allow_pickle=False``. A user's official
+SMPL ``.pkl`` is converted once by :func:`convert_pkl_to_npz` — unpickling runs code from the
+file, so do it only with files from a source you trust (the SMPL website).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import logging
+import os
+import pickle
+import sys
+import warnings
+import zipfile
+from pathlib import Path
+
+import numpy as np
+
+log = logging.getLogger(__name__)
+
+REQUIRED_KEYS = ("v_template", "shapedirs", "J_regressor", "weights", "kintree_table", "f")
+OPTIONAL_KEYS = ("posedirs", "landmarks", "landmark_names", "explained_variance", "build_version")
+
+HOW_TO_GET = (
+    "Use load_body_model('s2m-free') for the free body, or pass an official SMPL model file "
+    "(SMPL_NEUTRAL.pkl from https://smpl.is.tue.mpg.de, or an .npz converted with "
+    "`s2m body convert`)."
+)
+
+
+def cache_dir() -> Path:
+    """``$S2M_CACHE_DIR``, else ``$XDG_CACHE_HOME/s2m``, else ``~/.cache/s2m``."""
+    env = os.environ.get("S2M_CACHE_DIR")
+    if env:
+        return Path(env).expanduser()
+    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
+    return Path(base) / "s2m"
+
+
+@contextlib.contextmanager
+def file_lock(path: Path):
+    """Exclusive lock so that concurrent processes build a cached file only once."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_suffix(path.suffix + ".lock"), "w") as handle:
+        fcntl.flock(handle, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(handle, fcntl.LOCK_UN)
+
+
+def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
+    """Write ``arrays`` to ``path`` via a temporary file + rename (never a half-written file)."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
+    np.savez(tmp, **arrays)
+    os.replace(tmp, path)
+    return path
+
+
+def validate_model_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
+    """Check keys and shapes of an SMPL-layout model; raise a ValueError saying what is wrong."""
+    missing = [k for k in REQUIRED_KEYS if k not in arrays]
+    if missing:
+        raise ValueError(f"{source}: not an SMPL model file, missing keys {missing}. {HOW_TO_GET}")
+    v = np.asarray(arrays["v_template"])
+    if v.ndim != 2 or v.shape[1] != 3 or v.shape[0] < 4:
+        raise ValueError(f"{source}: v_template must be (V,3), got {v.shape}. {HOW_TO_GET}")
+    nv = v.shape[0]
+    checks = {
+        "shapedirs": lambda a: a.ndim == 3 and a.shape[:2] == (nv, 3),
+        "J_regressor": lambda a: a.shape == (24, nv),
+        "weights": lambda a: a.shape == (nv, 24),
+        "kintree_table": lambda a: a.shape == (2, 24),
+        "f": lambda a: a.ndim == 2 and a.shape[1] == 3 and a.max() < nv and a.min() >= 0,
+    }
+    for key, ok in checks.items():
+        a = np.asarray(arrays[key])
+        if not ok(a):
+            raise ValueError(f"{source}: malformed '{key}' with shape {a.shape} for {nv} vertices.")
+    for key in ("v_template", "shapedirs", "J_regressor", "weights"):
+        if not np.isfinite(np.asarray(arrays[key], dtype=np.float64)).all():
+            raise ValueError(f"{source}: '{key}' contains NaN or inf.")
+    return arrays
+
+
+def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
+    """Load an SMPL-layout ``.npz`` without pickle and validate it."""
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"body model file not found: {path}. {HOW_TO_GET}")
+    try:
+        with np.load(path, allow_pickle=False) as data:
+            arrays = {k: data[k] for k in data.files}
+    except ValueError as exc:  # object arrays need pickle: refuse
+        raise ValueError(f"{path}: holds pickled objects, refusing to load ({exc}).") from exc
+    except (OSError, EOFError, zipfile.BadZipFile) as exc:
+        raise ValueError(f"{path}: corrupt or not an .npz file ({exc}). {HOW_TO_GET}") from exc
+    return validate_model_arrays(arrays, str(path))
+
+
+class _ChumpyStub:
+    """Stands in for chumpy arrays while unpickling official SMPL files (no chumpy needed)."""
+
+    def __init__(self, *args, **kwargs):
+        self.__dict__["_state"] = None
+
+    def __setstate__(self, state):
+        self.__dict__["_state"] = state
+
+    def to_array(self) -> np.ndarray:
+        state = self.__dict__["_state"]
+        if isinstance(state, dict):
+            for key in ("x", "a", "r"):
+                if key in state and state[key] is not None:
+                    return np.asarray(state[key])
+        raise ValueError("cannot read a chumpy array from this SMPL file")
+
+
+class _SmplUnpickler(pickle.Unpickler):
+    # Only what SMPL pickles contain: numpy arrays, scipy sparse matrices, chumpy arrays.
+    _ALLOWED = {
+        ("copyreg", "_reconstructor"), ("builtins", "object"), ("__builtin__", "object"),
+        ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
+        ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "_reconstruct"),
+        ("numpy._core.multiarray", "scalar"), ("numpy", "core.multiarray._reconstruct"),
+    }  # fmt: skip
+
+    def find_class(self, module: str, name: str):
+        if module.startswith("chumpy"):
+            return _ChumpyStub
+        if module.startswith("scipy.sparse") and name in (
+            "csc_matrix",
+            "csr_matrix",
+            "coo_matrix",
+            "csc_array",
+            "csr_array",
+        ):
+            return super().find_class(module, name)
+        if (module, name) in self._ALLOWED:
+            return super().find_class(module, name)
+        raise pickle.UnpicklingError(f"refusing to load {module}.{name} from an SMPL file")
+
+
+def convert_pkl_to_npz(
+    pkl_path: str | os.PathLike, npz_path: str | os.PathLike | None = None
+) -> Path:
+    """Convert an SMPL ``.pkl`` once into a pickle-free ``.npz`` (next to it by default).
+
+    Warning: unpickling executes code from the file. Only numpy/scipy classes and chumpy arrays
+    are allowed through, but convert only files from a source you trust.
+    """
+    import scipy.sparse
+
+    pkl_path = Path(pkl_path)
+    if not pkl_path.is_file():
+        raise FileNotFoundError(f"SMPL file not found: {pkl_path}. {HOW_TO_GET}")
+    warnings.warn(
+        f"Converting {pkl_path} with pickle, which can run code: only do this with trusted "
+        "SMPL files. The result is a pickle-free .npz used from now on.",
+        stacklevel=2,
+    )
+    try:
+        with open(pkl_path, "rb") as handle:
+            raw = _SmplUnpickler(handle, encoding="latin1").load()
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+        raise ValueError(f"{pkl_path}: not a readable SMPL pickle ({exc}). {HOW_TO_GET}") from exc
+    if not isinstance(raw, dict):
+        raise ValueError(f"{pkl_path}: expected a dict of arrays, got {type(raw).__name__}.")
+    arrays: dict[str, np.ndarray] = {}
+    for key, value in raw.items():
+        if isinstance(value, _ChumpyStub):
+            value = value.to_array()
+        elif scipy.sparse.issparse(value):
+            value = value.toarray()
+        if isinstance(value, np.ndarray) and value.dtype != object:
+            arrays[key] = value
+    validate_model_arrays(arrays, str(pkl_path))
+    out = Path(npz_path) if npz_path else pkl_path.with_suffix(".npz")
+    return save_npz_atomic(out, arrays)
+
+
+def resolve_model_file(name_or_path: str | os.PathLike) -> Path:
+    """Path of the ``.npz`` to load; a ``.pkl`` is converted once (next to it or in the cache)."""
+    path = Path(name_or_path).expanduser()
+    if path.suffix == ".npz":
+        return path
+    if path.suffix == ".pkl":
+        if not path.is_file():
+            raise FileNotFoundError(f"SMPL file not found: {path}. {HOW_TO_GET}")
+        target = path.with_suffix(".npz")
+        if not os.access(path.parent, os.W_OK):
+            target = cache_dir() / "converted" / (path.stem + ".npz")
+        if not target.is_file() or target.stat().st_mtime < path.stat().st_mtime:
+            print(f"s2m: converting {path} -> {target} (one time)", file=sys.stderr)
+            convert_pkl_to_npz(path, target)
+        return target
+    raise ValueError(
+        f"unknown body model {name_or_path!r}: expected 's2m-free' or a .pkl/.npz path. "
+        f"{HOW_TO_GET}"
+    )

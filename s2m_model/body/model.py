@@ -1,0 +1,220 @@
+"""The SMPL-layout body model: a thin, validated wrapper around ``smplx.SMPL``."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+
+from .free import SMPL_JOINT_NAMES, SMPL_PARENTS
+
+NUM_BETAS = 10
+
+
+@dataclass
+class BodyOutput:
+    """Posed body. ``vertices`` (B,V,3) and ``joints`` (B,24,3) in metres, body frame."""
+
+    vertices: torch.Tensor
+    joints: torch.Tensor
+    betas: torch.Tensor
+    global_orient: torch.Tensor
+    body_pose: torch.Tensor
+    transl: torch.Tensor
+
+
+def _smplx_layer(arrays: dict[str, np.ndarray], dtype: torch.dtype):
+    import smplx
+    from smplx.utils import Struct
+
+    # C-contiguous copies: the same numbers in another memory layout (e.g. a Fortran-ordered
+    # J_regressor from a sparse SMPL file) would change float summation order.
+    keys = ("v_template", "shapedirs", "posedirs", "J_regressor", "weights", "kintree_table", "f")
+    data = {k: np.ascontiguousarray(v) for k, v in arrays.items() if k in keys}
+    data["shapedirs"] = data["shapedirs"][:, :, :NUM_BETAS]
+    if "posedirs" not in data:
+        data["posedirs"] = np.zeros((data["v_template"].shape[0], 3, 207))
+    # Same code path as an official SMPL file, minus the pickle: smplx reads the Struct.
+    return smplx.SMPL(
+        model_path="",
+        data_struct=Struct(**data),
+        num_betas=NUM_BETAS,
+        dtype=dtype,
+        create_betas=False,
+        create_global_orient=False,
+        create_body_pose=False,
+        create_transl=False,
+    )
+
+
+class BodyModel(torch.nn.Module):
+    """SMPL-layout body: 24 joints in SMPL order, axis-angle pose, 10 shape coefficients.
+
+    Call it with batched parameters (any omitted one is zero)::
+
+        out = body(betas=(B,10), global_orient=(B,3), body_pose=(B,23,3), transl=(B,3))
+        out.vertices  # (B,V,3) metres
+        out.joints    # (B,24,3) metres
+
+    Rotations are axis-angle in radians, local to the parent joint (SMPL convention). The body
+    frame is SMPL's: Y up, facing +Z, the body's left is +X; the zero pose is a T-pose.
+    """
+
+    joint_names: tuple[str, ...] = SMPL_JOINT_NAMES
+
+    def __init__(
+        self,
+        arrays: dict[str, np.ndarray],
+        name: str,
+        device: str | torch.device = "cpu",
+        dtype: torch.dtype = torch.float32,
+    ) -> None:
+        super().__init__()
+        if dtype not in (torch.float32, torch.float64):
+            raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
+        self.name = name
+        self.smpl = _smplx_layer(arrays, dtype)
+        self.register_buffer("_parents", torch.tensor(SMPL_PARENTS, dtype=torch.long))
+        self.register_buffer("faces_tensor", torch.as_tensor(arrays["f"].astype(np.int64)))
+        landmarks = arrays.get("landmarks")
+        names = arrays.get("landmark_names")
+        self.landmark_names: tuple[str, ...] = (
+            tuple(str(n) for n in names) if names is not None else ()
+        )
+        self.register_buffer(
+            "landmarks",
+            torch.as_tensor(landmarks, dtype=dtype)
+            if landmarks is not None
+            else torch.zeros(0, arrays["v_template"].shape[0], dtype=dtype),
+        )
+        self._regressors: dict[str, torch.Tensor] = {}
+        self.to(device)
+
+    # -- properties ---------------------------------------------------------------------------
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.smpl.v_template.dtype
+
+    @property
+    def device(self) -> torch.device:
+        return self.smpl.v_template.device
+
+    @property
+    def faces(self) -> np.ndarray:
+        """(F,3) int64 triangle indices (constant for a model)."""
+        return self.faces_tensor.cpu().numpy()
+
+    @property
+    def parents(self) -> torch.Tensor:
+        """(24,) parent index per joint, -1 for the pelvis."""
+        return self._parents
+
+    @property
+    def num_vertices(self) -> int:
+        return int(self.smpl.v_template.shape[0])
+
+    @property
+    def v_template(self) -> torch.Tensor:
+        return self.smpl.v_template
+
+    @property
+    def J_regressor(self) -> torch.Tensor:  # noqa: N802 - SMPL's name
+        return self.smpl.J_regressor
+
+    # -- validation ---------------------------------------------------------------------------
+    def _param(self, value, name: str, tail: tuple[int, ...], batch: int | None) -> torch.Tensor:
+        if value is None:
+            return torch.zeros((batch or 1, *tail), dtype=self.dtype, device=self.device)
+        if isinstance(value, np.ndarray):
+            value = torch.from_numpy(value)
+        if not isinstance(value, torch.Tensor):
+            raise ValueError(f"{name} must be a torch tensor or numpy array, got {type(value)}")
+        if not value.is_floating_point():
+            raise ValueError(f"{name} must be floating point, got {value.dtype}")
+        if name == "body_pose" and value.ndim == 2 and value.shape[-1] == 69:
+            value = value.reshape(-1, 23, 3)
+        if value.ndim != len(tail) + 1 or tuple(value.shape[1:]) != tail:
+            raise ValueError(
+                f"{name} must have shape (B,{','.join(map(str, tail))}), got {tuple(value.shape)}"
+            )
+        if batch is not None and value.shape[0] != batch:
+            raise ValueError(f"{name} has batch size {value.shape[0]}, expected {batch}")
+        if not torch.isfinite(value).all():
+            raise ValueError(f"{name} contains NaN or inf")
+        return value.to(device=self.device, dtype=self.dtype)
+
+    def _batch(self, *values) -> int | None:
+        for v in values:
+            if v is not None and hasattr(v, "shape") and len(v.shape) > 0:
+                return int(v.shape[0])
+        return None
+
+    # -- forward ------------------------------------------------------------------------------
+    def forward(self, betas=None, global_orient=None, body_pose=None, transl=None) -> BodyOutput:
+        """Pose the body. Shapes: betas (B,10), global_orient (B,3), body_pose (B,23,3) or
+        (B,69), transl (B,3); any may be omitted (zeros). Raises ValueError on bad input."""
+        batch = self._batch(betas, global_orient, body_pose, transl)
+        betas = self._param(betas, "betas", (NUM_BETAS,), batch)
+        batch = betas.shape[0]
+        global_orient = self._param(global_orient, "global_orient", (3,), batch)
+        body_pose = self._param(body_pose, "body_pose", (23, 3), batch)
+        transl = self._param(transl, "transl", (3,), batch)
+        out = self.smpl(
+            betas=betas,
+            global_orient=global_orient,
+            body_pose=body_pose.reshape(batch, 69),
+            transl=transl,
+            return_verts=True,
+        )
+        # smplx appends extra joints picked by SMPL vertex ids; they are meaningless on other
+        # topologies, so keep the 24 SMPL joints only.
+        return BodyOutput(
+            vertices=out.vertices,
+            joints=out.joints[:, :24],
+            betas=betas,
+            global_orient=global_orient,
+            body_pose=body_pose,
+            transl=transl,
+        )
+
+    def shaped_vertices(self, betas: torch.Tensor) -> torch.Tensor:
+        """(B,V,3) zero-pose (T-pose) vertices for the given betas (B,10)."""
+        betas = self._param(betas, "betas", (NUM_BETAS,), None)
+        return self.smpl.v_template + torch.einsum("bl,vcl->bvc", betas, self.smpl.shapedirs)
+
+    def rest_joints(self, betas: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,24,3) joints of the zero pose (T-pose) for betas (B,10) (default: one zero shape)."""
+        if betas is None:
+            betas = torch.zeros(1, NUM_BETAS, dtype=self.dtype, device=self.device)
+        return torch.einsum("jv,bvc->bjc", self.smpl.J_regressor, self.shaped_vertices(betas))
+
+    # -- skeleton formats ---------------------------------------------------------------------
+    def regressor(self, fmt) -> torch.Tensor:
+        """(J,V) vertex -> joint regressor of a registered skeleton format (name or object)."""
+        from .regressors import build_regressor
+
+        name = fmt if isinstance(fmt, str) else fmt.name
+        if name not in self._regressors:
+            self._regressors[name] = build_regressor(self, name).to(self.device, self.dtype)
+        return self._regressors[name]
+
+    def regress(self, vertices: torch.Tensor, fmt) -> torch.Tensor:
+        """(B,J,3) joints of format ``fmt`` (e.g. 'h36m17', 'coco17') from vertices (B,V,3)."""
+        if vertices.ndim != 3 or vertices.shape[1:] != (self.num_vertices, 3):
+            raise ValueError(
+                f"vertices must be (B,{self.num_vertices},3), got {tuple(vertices.shape)}"
+            )
+        return torch.einsum("jv,bvc->bjc", self.regressor(fmt).to(vertices.dtype), vertices)
+
+    def landmark(self, name: str) -> torch.Tensor:
+        """(V,) convex vertex weights of a named surface landmark (e.g. 'nose', 'head_top')."""
+        if name not in self.landmark_names:
+            raise ValueError(
+                f"no landmark '{name}' on body '{self.name}'; "
+                f"known: {', '.join(self.landmark_names)}"
+            )
+        return self.landmarks[self.landmark_names.index(name)]
+
+    def extra_repr(self) -> str:
+        return f"name={self.name}, vertices={self.num_vertices}, dtype={self.dtype}"

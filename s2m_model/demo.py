@@ -1,0 +1,79 @@
+"""``s2m demo`` — the embedded default job behind ``make demo``.
+
+Builds (once) the free body model, poses it with a few poses, and writes a rendered PNG and a
+``.ply`` mesh per pose into ``--out``.
+"""
+
+from __future__ import annotations
+
+import argparse
+from pathlib import Path
+
+# A few poses as {joint name: axis-angle (radians)}, SMPL body frame (Y up, facing +Z).
+DEMO_POSES: dict[str, dict[str, tuple[float, float, float]]] = {
+    "t_pose": {},
+    "a_pose": {"left_shoulder": (0.0, 0.0, -0.8), "right_shoulder": (0.0, 0.0, 0.8)},
+    "wave": {
+        "left_shoulder": (0.0, 0.0, 0.4), "left_elbow": (0.0, 0.0, 1.5),
+        "right_shoulder": (0.0, 0.0, 1.2),
+    },
+    "walk": {
+        "left_hip": (-0.5, 0.0, 0.0), "left_knee": (0.3, 0.0, 0.0),
+        "right_hip": (0.4, 0.0, 0.0), "right_knee": (0.6, 0.0, 0.0),
+        "left_shoulder": (0.0, 0.0, -1.2), "right_shoulder": (0.0, 0.0, 1.2),
+        "left_elbow": (0.0, -0.4, 0.0), "right_elbow": (0.0, 0.4, 0.0),
+    },
+    "squat": {
+        "left_hip": (-1.6, 0.0, 0.0), "right_hip": (-1.6, 0.0, 0.0),
+        "left_knee": (2.0, 0.0, 0.0), "right_knee": (2.0, 0.0, 0.0),
+        "left_ankle": (-0.4, 0.0, 0.0), "right_ankle": (-0.4, 0.0, 0.0),
+        "spine1": (0.4, 0.0, 0.0), "left_shoulder": (0.0, -1.2, 0.0),
+        "right_shoulder": (0.0, 1.2, 0.0),
+    },
+}  # fmt: skip
+
+
+def register(sub: argparse._SubParsersAction) -> None:
+    parser = sub.add_parser(
+        "demo",
+        help="run the embedded default job (what `make demo` runs)",
+        description="Build the free body model once, pose it with a few poses and write a "
+        "rendered PNG and a .ply mesh per pose.",
+    )
+    parser.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
+    parser.add_argument("--size", type=int, default=512, help="image height in pixels")
+    parser.set_defaults(func=run)
+
+
+def run(args: argparse.Namespace) -> int:
+    import numpy as np
+    import torch
+    from PIL import Image
+
+    from s2m_model.body import load_body_model
+    from s2m_model.body.render import Camera, look_at_body, render_mesh, save_ply
+
+    out_dir = Path(args.out)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    body = load_body_model("s2m-free")
+    names = list(body.joint_names)
+    pose = torch.zeros(len(DEMO_POSES), 23, 3)
+    for b, joints in enumerate(DEMO_POSES.values()):
+        for joint, rotvec in joints.items():
+            pose[b, names.index(joint) - 1] = torch.tensor(rotvec)
+    out = body(body_pose=pose)
+    cam = Camera.default(int(args.size * 0.75), args.size, fov_deg=40.0)
+    for b, name in enumerate(DEMO_POSES):
+        verts = out.vertices[b].detach().numpy()
+        front = render_mesh(look_at_body(verts, cam, yaw_deg=20.0), body.faces, cam)
+        side = render_mesh(look_at_body(verts, cam, yaw_deg=90.0), body.faces, cam)
+        png = out_dir / f"{name}.png"
+        Image.fromarray(np.concatenate([front, side], axis=1)).save(png)
+        ply = out_dir / f"{name}.ply"
+        save_ply(ply, verts, body.faces)
+        print(f"{png}\n{ply}")
+    print(
+        f"{len(DEMO_POSES)} poses written to {out_dir}/ (body '{body.name}', "
+        f"{body.num_vertices} vertices)"
+    )
+    return 0
