@@ -14,6 +14,7 @@ import sys
 # subcommand -> module with a ``register(subparsers)`` function
 COMMANDS: dict[str, str] = {
     "body": "s2m_model.body.cli",
+    "detect": "s2m_model.detect.cli",
     "demo": "s2m_model.demo",
     "export": "s2m_model.export.cli",
 }

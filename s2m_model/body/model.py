@@ -185,9 +185,28 @@ class BodyModel(torch.nn.Module):
 
     def rest_joints(self, betas: torch.Tensor | None = None) -> torch.Tensor:
         """(B,24,3) joints of the zero pose (T-pose) for betas (B,10) (default: one zero shape)."""
+        return self.rest_points(betas, "smpl24")
+
+    def rest_points(self, betas: torch.Tensor | None = None, fmt="smpl24") -> torch.Tensor:
+        """(B,J,3) T-pose joints of format ``fmt`` for betas (B,10), in O(J) per sample.
+
+        Regressors are linear, so the rest skeleton is ``R v_template + (R shapedirs) betas``;
+        both terms are cached per format (no pass over the vertices).
+        """
         if betas is None:
             betas = torch.zeros(1, NUM_BETAS, dtype=self.dtype, device=self.device)
-        return torch.einsum("jv,bvc->bjc", self.smpl.J_regressor, self.shaped_vertices(betas))
+        betas = self._param(betas, "betas", (NUM_BETAS,), None)
+        mean, dirs = self._rest_basis(fmt if isinstance(fmt, str) else fmt.name)
+        return mean + torch.einsum("jcl,bl->bjc", dirs, betas)
+
+    def _rest_basis(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        key = "rest:" + name
+        if key not in self._regressors:
+            reg = self.smpl.J_regressor if name == "smpl24" else self.regressor(name)
+            mean = reg @ self.smpl.v_template
+            dirs = torch.einsum("jv,vcl->jcl", reg, self.smpl.shapedirs)
+            self._regressors[key] = (mean, dirs)
+        return self._regressors[key]
 
     # -- skeleton formats ---------------------------------------------------------------------
     def regressor(self, fmt) -> torch.Tensor:

@@ -1,0 +1,599 @@
+"""DIK — analytic, differentiable inverse kinematics: 3D skeleton -> SMPL-layout rotations.
+
+The paper's DIK (Skeleton2Mesh, Sec. 3.2) builds, per joint, an orthonormal frame from bone
+vectors of the target skeleton and the same frame from the body's rest skeleton; the world
+rotation is ``F_target @ F_rest^T`` and the local rotation is relative to the parent (Eqs. 1-3).
+s2m extends it:
+
+- **Any registered format.** The rest skeleton is the body's T-pose regressed into the input's
+  format (``BodyModel.regress``), so target and rest frames use the same points.
+- **Hinge prior** for elbows and knees: both limb frames share the limb-plane normal, so the
+  limb plane fixes the upper limb's twist and the elbow/knee bends about its own axis. Near a
+  straight limb the normal is blended continuously with a fallback axis (the previous frame's,
+  or the rest axis carried by the parent's minimal-twist swing): no NaN, no flipped twist.
+- **Root and spine analytically** (the paper regressed the root): the root frame comes from
+  the hip line and the pelvis->thorax direction, the upper-torso frame from the shoulder line;
+  the remaining rotation is spread evenly over spine1/2/3. Formats with all spine joints
+  (``smpl24``) are solved bone by bone instead.
+- Neck/head from thorax, head top, nose, ears; wrists/ankles from hand and foot points when the
+  format has them (BlazePose); collars from the shoulder positions.
+- No SVD, no data-dependent control flow: exports to ONNX (opset >= 17). Frames are built with
+  Gram-Schmidt and rotation matrices -> axis-angle via ``roma`` (stable near 0 and pi).
+
+Lengths are metres; rotations are axis-angle in radians. The input skeleton's frame is the
+output frame: ``global_orient`` and ``transl`` place the body in it (e.g. the camera frame).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import roma
+import torch
+
+from s2m_model.body.free import SMPL_JOINT_NAMES, SMPL_PARENTS
+
+J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
+EPS = 1e-8
+# Blend level of fallback axes: a limb-plane normal is used as is once the bend exceeds
+# ~6 deg (sin 6 deg, below the free body's 8.6 deg rest knee bend); below that the fallback
+# takes over continuously.
+HINGE_BLEND = 0.1
+# Rest hinge axes in the SMPL T-pose (Y up, facing +Z, left = +X): elbows flex the forearm
+# forward about the vertical, knees flex the shin backwards about +X.
+REST_HINGE_AXES = {
+    "left_elbow": (0.0, -1.0, 0.0), "right_elbow": (0.0, 1.0, 0.0),
+    "left_knee": (1.0, 0.0, 0.0), "right_knee": (1.0, 0.0, 0.0),
+}  # fmt: skip
+
+
+@dataclass
+class DIKResult:
+    """Output of :func:`solve`. B = batch size.
+
+    Attributes:
+        global_orient: (B,3) root axis-angle (radians) in the input skeleton's frame.
+        body_pose: (B,23,3) local axis-angle of SMPL joints 1..23 (radians).
+        solved: (B,24) bool, rotations the skeleton determined (the rest are identity, left to
+            pose refinement).
+        transl: (B,3) body translation (metres) so the body's pelvis lands on the input's.
+        quality: per-joint (B,24) bool flags: ``degenerate`` (zero-length bone or straight limb:
+            a fallback axis was used), ``missing`` (needed input joints NaN/low confidence).
+        rotmats: (B,24,3,3) local rotation matrices (root first), same content as above.
+    """
+
+    global_orient: torch.Tensor
+    body_pose: torch.Tensor
+    solved: torch.Tensor
+    transl: torch.Tensor
+    quality: dict[str, torch.Tensor] = field(default_factory=dict)
+    rotmats: torch.Tensor | None = None
+
+
+# --------------------------------------------------------------------------------------------
+# Roles: named points of a format (SMPL joint names + a few landmarks) as averages of joints.
+# --------------------------------------------------------------------------------------------
+_EXPLICIT_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
+    "h36m17": {"pelvis": ("Pelvis",), "thorax": ("Thorax",), "nose": ("Nose",),
+               "head_top": ("Head",)},
+    "coco17": {"pelvis": ("left_hip", "right_hip"), "thorax": ("left_shoulder", "right_shoulder"),
+               "nose": ("nose",), "left_ear": ("left_ear",), "right_ear": ("right_ear",)},
+    "blazepose33": {
+        "pelvis": ("left_hip", "right_hip"), "thorax": ("left_shoulder", "right_shoulder"),
+        "nose": ("nose",), "left_ear": ("left_ear",), "right_ear": ("right_ear",),
+        "left_heel": ("left_heel",), "right_heel": ("right_heel",),
+        "left_toe": ("left_foot_index",), "right_toe": ("right_foot_index",),
+        "left_hand": ("left_index", "left_pinky"), "right_hand": ("right_index", "right_pinky"),
+        "left_index": ("left_index",), "right_index": ("right_index",),
+        "left_pinky": ("left_pinky",), "right_pinky": ("right_pinky",),
+    },
+    "mpi_inf_3dhp17": {"thorax": ("neck",), "head_top": ("head_top",), "head": ("head",)},
+    "bandai27": {"head_top": ("head_top",)},
+    "cmu31": {"head_top": ("head_top",)},
+}  # fmt: skip
+# smpl_map entries that are not the SMPL joint itself for DIK's purposes.
+_IGNORE_MAP = {"h36m17": {"Spine", "Nose", "Pelvis"}, "mpi_inf_3dhp17": {"spine", "head"}}
+
+
+def format_roles(fmt) -> dict[str, tuple[int, ...]]:
+    """Role name -> indices (averaged) of the format's joints."""
+    roles: dict[str, tuple[int, ...]] = {}
+    ignore = _IGNORE_MAP.get(fmt.name, set())
+    for joint, smpl in fmt.smpl_map.items():
+        if joint not in ignore:
+            roles[smpl] = (fmt.index(joint),)
+    for role, joints in _EXPLICIT_ROLES.get(fmt.name, {}).items():
+        roles[role] = tuple(fmt.index(j) for j in joints)
+    if "neck" in roles and "thorax" not in roles:
+        roles["thorax"] = roles["neck"]
+    return roles
+
+
+def _rest_points(body, fmt, betas: torch.Tensor) -> torch.Tensor:
+    """(B,J,3) the body's T-pose skeleton in format ``fmt`` (regressor, or SMPL joints mapped)."""
+    from s2m_model.body.regressors import RECIPES
+
+    if fmt.name == "smpl24" or fmt.name in RECIPES:
+        return body.rest_points(betas, fmt.name)
+    rest = body.rest_joints(betas)
+    out = rest.new_zeros(rest.shape[0], fmt.num_joints, 3)
+    for joint, smpl in fmt.smpl_map.items():
+        out[:, fmt.index(joint)] = rest[:, J[smpl]]
+    return out
+
+
+# --------------------------------------------------------------------------------------------
+# Small, ONNX-friendly geometry (no SVD, no data-dependent branches).
+# --------------------------------------------------------------------------------------------
+def _norm(v: torch.Tensor) -> torch.Tensor:
+    return torch.sqrt((v * v).sum(-1, keepdim=True) + EPS * EPS)
+
+
+def _unit(v: torch.Tensor) -> torch.Tensor:
+    return v / _norm(v)
+
+
+def _frame(primary: torch.Tensor, secondary: torch.Tensor) -> torch.Tensor:
+    """(...,3,3) orthonormal frame, columns [p, s_perp, p x s_perp] (Gram-Schmidt)."""
+    e1 = _unit(primary)
+    e2 = _unit(secondary - (secondary * e1).sum(-1, keepdim=True) * e1)
+    e3 = torch.cross(e1, e2, dim=-1)
+    return torch.stack([e1, e2, e3], dim=-1)
+
+
+def _perp(v: torch.Tensor, unit_axis: torch.Tensor) -> torch.Tensor:
+    """Component of v perpendicular to a unit axis."""
+    return v - (v * unit_axis).sum(-1, keepdim=True) * unit_axis
+
+
+def _swing(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
+    """(...,3,3) minimal rotation taking direction a onto b; a 180 deg turn about an axis
+    perpendicular to a when they are opposite (continuous quaternion form, no trig)."""
+    a, b = _unit(a), _unit(b)
+    w = 1.0 + (a * b).sum(-1, keepdim=True)
+    xyz = torch.cross(a, b, dim=-1)
+    # Perpendicular to a for the opposite case: a x (the axis least aligned with a).
+    helper = torch.where(
+        a[..., :1].abs() < 0.9, a.new_tensor([1.0, 0.0, 0.0]), a.new_tensor([0.0, 1.0, 0.0])
+    )
+    perp = _unit(torch.cross(a, helper.expand_as(a), dim=-1))
+    opposite = w < 1e-6
+    q = torch.where(opposite, torch.cat([perp, torch.zeros_like(w)], -1), torch.cat([xyz, w], -1))
+    return roma.unitquat_to_rotmat(q / _norm(q))
+
+
+def _twist_angle(u: torch.Tensor, v: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
+    """(...,1) signed angle about the unit ``axis`` turning u's projection onto v's."""
+    u, v = _perp(u, axis), _perp(v, axis)
+    sin = (axis * torch.cross(u, v, dim=-1)).sum(-1, keepdim=True)
+    return torch.atan2(sin, (u * v).sum(-1, keepdim=True))
+
+
+def _blend_axis(normal: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
+    """Unit hinge axis from a limb-plane normal (|normal| = sin of the bend).
+
+    The fallback is added only as far as the normal's component along it falls short of
+    ``HINGE_BLEND``: exact for a clearly bent limb, never zero (a hyperextended limb keeps the
+    fallback axis instead of flipping its twist by 180 deg), continuous everywhere.
+    """
+    fallback = _unit(fallback)
+    short = (HINGE_BLEND - (normal * fallback).sum(-1, keepdim=True)).clamp(min=0.0)
+    return _unit(normal + short * fallback)
+
+
+def _hinge_axis(upper: torch.Tensor, lower: torch.Tensor, joint: str) -> torch.Tensor:
+    """Rest hinge axis of an elbow/knee: the rest limb's own bend plane when it is bent (the
+    free body's knees are, slightly), else the nominal axis."""
+    nominal = upper.new_tensor(REST_HINGE_AXES[joint]).expand_as(upper)
+    return _blend_axis(torch.cross(_unit(upper), _unit(lower), dim=-1), nominal)
+
+
+def hinge_axis(body, joint: str, betas: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,3) the hinge axis DIK assumes for ``joint`` ('left_knee', 'right_elbow', ...), in the
+    joint's local (= T-pose world) frame; a pure rotation about it is a pure flexion."""
+    rest = body.rest_joints(betas)
+    mid = J[joint]
+    parent = SMPL_PARENTS[mid]
+    child = SMPL_JOINT_NAMES.index(joint.replace("knee", "ankle").replace("elbow", "wrist"))
+    return _hinge_axis(rest[:, mid] - rest[:, parent], rest[:, child] - rest[:, mid], joint)
+
+
+def _bmv(m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
+    return (m @ v[..., None])[..., 0]
+
+
+def _rotmat_to_rotvec(r: torch.Tensor) -> torch.Tensor:
+    return roma.unitquat_to_rotvec(roma.rotmat_to_unitquat(r))
+
+
+# --------------------------------------------------------------------------------------------
+class _Solver:
+    """One call of :func:`solve`: keeps target/rest roles, validity and world rotations."""
+
+    def __init__(self, joints, rest, roles, valid_joint, prev_world, rest_joints):
+        self.joints, self.rest, self.roles = joints, rest, roles
+        self.rest_joints = rest_joints  # (B,24,3) the body's T-pose SMPL joints
+        self.root_pos = torch.zeros_like(rest_joints[:, 0])
+        self.valid_joint = valid_joint
+        self.prev_world = prev_world
+        batch = joints.shape[0]
+        eye = torch.eye(3, dtype=joints.dtype, device=joints.device).expand(batch, 3, 3)
+        self.eye = eye
+        self.world: list[torch.Tensor] = [eye] * 24
+        self.local: list[torch.Tensor] = [eye] * 24
+        false = torch.zeros(batch, dtype=torch.bool, device=joints.device)
+        self.solved = [false] * 24
+        self.degenerate = [false] * 24
+        self.missing = [false] * 24
+
+    def has(self, *names: str) -> bool:
+        return all(n in self.roles for n in names)
+
+    def pt(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
+        idx = list(self.roles[name])
+        return self.joints[:, idx].mean(1), self.rest[:, idx].mean(1)
+
+    def ok(self, *names: str) -> torch.Tensor:
+        mask = torch.ones_like(self.solved[0])
+        for n in names:
+            mask = mask & self.valid_joint[:, list(self.roles[n])].all(1)
+        return mask
+
+    def vec(self, a: str, b: str) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Target and rest vectors a->b and whether the target bone is long enough."""
+        (ta, ra), (tb, rb) = self.pt(a), self.pt(b)
+        t, r = tb - ta, rb - ra
+        long_enough = _norm(t)[..., 0] > 1e-4
+        return t, r, long_enough
+
+    def pos(self, j: int) -> torch.Tensor:
+        """(B,3) posed position of SMPL joint j by forward kinematics of the solved rotations."""
+        if j == 0:
+            return self.root_pos
+        p = SMPL_PARENTS[j]
+        offset = self.rest_joints[:, j] - self.rest_joints[:, p]
+        return self.pos(p) + _bmv(self.world[p], offset)
+
+    def parent_world(self, j: int) -> torch.Tensor:
+        return self.world[SMPL_PARENTS[j]] if SMPL_PARENTS[j] >= 0 else self.eye
+
+    def set_world(self, j: int, world: torch.Tensor, use: torch.Tensor, degenerate=None) -> None:
+        """Accept ``world`` where ``use``; elsewhere the joint keeps its parent's rotation."""
+        parent = self.parent_world(j)
+        world = torch.where(use[:, None, None], world, parent)
+        self.world[j] = world
+        self.local[j] = parent.transpose(-1, -2) @ world
+        self.solved[j] = use
+        if degenerate is not None:
+            self.degenerate[j] = degenerate
+
+    def set_local(self, j: int, local: torch.Tensor, use: torch.Tensor) -> None:
+        local = torch.where(use[:, None, None], local, self.eye)
+        self.local[j] = local
+        self.world[j] = self.parent_world(j) @ local
+        self.solved[j] = use
+
+    # -- joint kinds --------------------------------------------------------------------------
+    def frame_joint(self, j: int, primary: tuple[str, str], secondary: tuple[str, str]) -> None:
+        """World rotation from two target vectors vs the same two rest vectors."""
+        if not self.has(*primary, *secondary):
+            return
+        p_t, p_r, ok_p = self.vec(*primary)
+        s_t, s_r, ok_s = self.vec(*secondary)
+        # Secondary nearly parallel to primary: blend in the parent's prediction, with a
+        # weight that is zero once the secondary is usable (exact) and grows continuously.
+        parent = self.parent_world(j)
+        e1 = _unit(p_t)
+        s_perp = _perp(_unit(s_t), e1)
+        pred = _unit(_perp(_bmv(parent, s_r), e1))
+        strength = _norm(s_perp)
+        weight = (1.0 - strength / HINGE_BLEND).clamp(min=0.0)
+        weak = strength[..., 0] < HINGE_BLEND
+        world = _frame(p_t, s_perp + weight * HINGE_BLEND * pred) @ _frame(p_r, s_r).transpose(
+            -1, -2
+        )
+        use = ok_p & ok_s & self.ok(*primary, *secondary)
+        self.missing[j] = ~self.ok(*primary, *secondary)
+        self.set_world(j, world, use, degenerate=weak | ~(ok_p & ok_s))
+
+    def swing_joint(self, j: int, bone: tuple[str, str]) -> None:
+        """Minimal rotation (no twist w.r.t. the parent) aligning one bone."""
+        if not self.has(*bone):
+            return
+        t, r, long_enough = self.vec(*bone)
+        parent = self.parent_world(j)
+        world = _swing(_bmv(parent, r), t) @ parent
+        use = long_enough & self.ok(*bone)
+        self.missing[j] = ~self.ok(*bone)
+        self.set_world(j, world, use, degenerate=~long_enough)
+
+    def hinge_limb(self, root: int, mid: int, a: str, b: str, c: str) -> None:
+        """Upper limb (root joint) + hinge (mid joint) from points a-b-c (e.g. hip-knee-ankle)."""
+        if not self.has(a, b):
+            return
+        u_t, u_r, ok_u = self.vec(a, b)
+        if not self.has(c):
+            self.swing_joint(root, (a, b))
+            return
+        f_t, f_r, ok_f = self.vec(b, c)
+        axis_r = _hinge_axis(u_r, f_r, SMPL_JOINT_NAMES[mid])
+        parent = self.parent_world(root)
+        # Reference frame for the fallback: the previous frame's limb rotation, else the
+        # parent's rotation carried by the minimal swing of the upper bone. The target normal
+        # is blended in that frame exactly as the rest normal is, so the rest pose maps to
+        # itself (continuous; exact once the limb is clearly bent).
+        swing_world = _swing(_bmv(parent, u_r), u_t) @ parent
+        ref = swing_world if self.prev_world is None else self.prev_world[:, root]
+        normal = torch.cross(_unit(u_t), _unit(f_t), dim=-1)
+        straight = normal.norm(dim=-1) < HINGE_BLEND
+        axis = _bmv(ref, _blend_axis(_bmv(ref.transpose(-1, -2), normal), axis_r))
+        upper = _frame(u_t, axis) @ _frame(u_r, axis_r).transpose(-1, -2)
+        lower = _frame(f_t, axis) @ _frame(f_r, axis_r).transpose(-1, -2)
+        ok_ab = ok_u & self.ok(a, b)
+        ok_all = ok_ab & ok_f & self.ok(c)
+        # Without a valid distal point the upper limb falls back to a swing.
+        upper = torch.where(ok_all[:, None, None], upper, swing_world)
+        self.missing[root] = ~self.ok(a, b)
+        self.set_world(root, upper, ok_ab, degenerate=(straight & ok_all) | ~ok_u)
+        self.missing[mid] = ~self.ok(c)
+        self.set_world(mid, lower, ok_all, degenerate=straight | ~ok_f)
+
+    def aim_joint(self, j: int, target: str) -> None:
+        """Swing joint j (from its posed position) so the rest point ``target`` (attached to it)
+        lands on the target point: exact positions when the body's proportions match."""
+        if not self.has(target):
+            return
+        tgt, rest_point = self.pt(target)
+        t = tgt - self.pos(j)
+        r = rest_point - self.rest_joints[:, j]
+        parent = self.parent_world(j)
+        world = _swing(_bmv(parent, r), t) @ parent
+        long_enough = _norm(t)[..., 0] > 1e-4
+        self.missing[j] = ~self.ok(target)
+        self.set_world(j, world, long_enough & self.ok(target), degenerate=~long_enough)
+
+    def spine_chain(self) -> None:
+        """spine1/2/3 from the thorax point and the shoulder line (formats without spine joints).
+
+        The bend from the root's up direction to the thorax is spread in equal increments,
+        scaled so the chain's end reaches the thorax; a residual swing at spine1 makes it
+        exact. The twist that the shoulder line shows is then spread over the three joints,
+        each about the axis through the thorax (so the thorax stays put), with the last share
+        taking the residual.
+        """
+        if not self.has("thorax", "left_shoulder", "right_shoulder"):
+            return
+        use = self.ok("thorax", "left_shoulder", "right_shoulder") & self.solved[0]
+        chain = (J["spine1"], J["spine2"], J["spine3"])
+        jr = self.rest_joints
+        thorax_t, thorax_r = self.pt("thorax")
+        segs = [jr[:, J["spine2"]] - jr[:, J["spine1"]], jr[:, J["spine3"]] - jr[:, J["spine2"]],
+                thorax_r - jr[:, J["spine3"]]]  # fmt: skip
+        g0 = self.world[0]
+        c_t = _bmv(g0.transpose(-1, -2), thorax_t - self.pos(J["spine1"]))
+        c_r = segs[0] + segs[1] + segs[2]
+        axis = torch.cross(_unit(c_r), _unit(c_t), dim=-1)
+        angle = torch.atan2(_norm(axis), (_unit(c_r) * _unit(c_t)).sum(-1, keepdim=True))
+        lengths = torch.cat([_norm(d) for d in segs], -1)
+        # An arc of equal increments points, on average, (sum i*l_i / sum l_i) increments away.
+        reach = (lengths * lengths.new_tensor([1.0, 2.0, 3.0])).sum(-1, keepdim=True)
+        inc = roma.rotvec_to_rotmat(_unit(axis) * angle * lengths.sum(-1, keepdim=True) / reach)
+        end = _bmv(inc, segs[0]) + _bmv(inc @ inc, segs[1]) + _bmv(inc @ inc @ inc, segs[2])
+        locals_ = [_swing(end, c_t) @ inc, inc, inc]
+        for j, local in zip(chain, locals_, strict=True):
+            self.set_local(j, local, use)
+        # Twist from the shoulder line, about axes through the (posed) thorax point.
+        (ls_t, ls_r), (rs_t, rs_r) = self.pt("left_shoulder"), self.pt("right_shoulder")
+        line_t, line_r = ls_t - rs_t, ls_r - rs_r
+        total = None
+        for k, j in enumerate(chain):
+            thorax_now = self.pos(J["spine3"]) + _bmv(self.world[J["spine3"]], segs[2])
+            twist_axis = _unit(thorax_now - self.pos(j))
+            needed = _twist_angle(_bmv(self.world[J["spine3"]], line_r), line_t, twist_axis)
+            if total is None:
+                total = needed
+            share = needed if k == len(chain) - 1 else total / len(chain)
+            turn = roma.rotvec_to_rotmat(twist_axis * share)
+            world = turn @ self.world[j]
+            self.set_local(j, self.parent_world(j).transpose(-1, -2) @ world, use)
+            for child in chain[k + 1 :]:
+                self.world[child] = self.parent_world(child) @ self.local[child]
+        self.degenerate[J["spine1"]] = (_norm(c_t)[..., 0] < 1e-4) & use
+
+    def spread(self, joints: tuple[int, ...], total_world: torch.Tensor, use: torch.Tensor):
+        """Spread the rotation from the first joint's parent to ``total_world`` evenly."""
+        parent = self.parent_world(joints[0])
+        rotvec = _rotmat_to_rotvec(parent.transpose(-1, -2) @ total_world) / len(joints)
+        share = roma.rotvec_to_rotmat(rotvec)
+        for j in joints:
+            self.set_local(j, share, use)
+
+
+def solve(
+    joints: torch.Tensor,
+    fmt,
+    body,
+    betas: torch.Tensor | None = None,
+    confidence: torch.Tensor | None = None,
+    prev: DIKResult | None = None,
+    min_confidence: float = 0.3,
+) -> DIKResult:
+    """Solve SMPL-layout rotations for a 3D skeleton.
+
+    Args:
+        joints: (B,J,3) or (J,3) joint positions in metres, in format ``fmt``, any right-handed
+            frame (e.g. the camera frame: x right, y down, z forward). NaN marks a missing joint.
+        fmt: a registered format name (``"h36m17"``, ``"smpl24"``, ``"coco17"``, ...) or object.
+        body: the :class:`~s2m_model.body.BodyModel` whose rest skeleton defines zero rotation.
+        betas: (B,10) body shape; zeros by default.
+        confidence: (B,J) in [0,1]; joints below ``min_confidence`` count as missing.
+        prev: the previous frame's result (temporal fallback for straight limbs).
+
+    Returns:
+        :class:`DIKResult`. Rotations the skeleton cannot determine (feet, hands, and the
+        joints whose inputs are missing) are identity with ``solved`` False.
+    """
+    from s2m_model.skeletons import get_format
+
+    fmt = get_format(fmt) if isinstance(fmt, str) else fmt
+    if not isinstance(joints, torch.Tensor):
+        raise ValueError(f"joints must be a torch tensor, got {type(joints).__name__}")
+    if joints.ndim == 2:
+        joints = joints[None]
+    if joints.ndim != 3 or joints.shape[1:] != (fmt.num_joints, 3):
+        raise ValueError(
+            f"joints must be (B,{fmt.num_joints},3) for format '{fmt.name}', "
+            f"got {tuple(joints.shape)}"
+        )
+    if not joints.is_floating_point():
+        raise ValueError(f"joints must be floating point, got {joints.dtype}")
+    roles = format_roles(fmt)
+    needed = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_shoulder",
+              "right_shoulder", "left_elbow", "right_elbow")  # fmt: skip
+    lacking = [n for n in needed if n not in roles]
+    if lacking:
+        raise ValueError(f"format '{fmt.name}' lacks joints DIK needs: {lacking}")
+    batch = joints.shape[0]
+    dtype, device = joints.dtype, joints.device
+    if betas is None:
+        betas = torch.zeros(batch, 10, dtype=dtype, device=device)
+    elif betas.shape != (batch, 10):
+        raise ValueError(f"betas must be ({batch},10), got {tuple(betas.shape)}")
+    body_betas = betas.to(body.dtype)
+    rest = _rest_points(body, fmt, body_betas).to(dtype)
+    valid = torch.isfinite(joints).all(-1)
+    if confidence is not None:
+        if confidence.shape != joints.shape[:2]:
+            raise ValueError(
+                f"confidence must be {tuple(joints.shape[:2])}, got {tuple(confidence.shape)}"
+            )
+        valid = valid & (confidence >= min_confidence)
+    clean = torch.where(valid[..., None], joints, torch.zeros_like(joints))
+    prev_world = None
+    if prev is not None and prev.rotmats is not None and prev.rotmats.shape[0] == batch:
+        prev_world = _world_from_local(prev.rotmats.to(dtype))
+    rest_joints = body.rest_joints(body_betas).to(dtype)
+    s = _Solver(clean, rest, roles, valid, prev_world, rest_joints)
+
+    # Root: hip line + the direction to the next spine point.
+    up = "spine1" if s.has("spine1", "spine2", "spine3") else "thorax"
+    s.frame_joint(0, ("right_hip", "left_hip"), ("pelvis", up))
+    pelvis_t, pelvis_r = s.pt("pelvis")
+    j0 = rest_joints[:, 0]
+    s.root_pos = pelvis_t - _bmv(s.world[0], pelvis_r - j0)
+    for side in ("left", "right"):
+        s.hinge_limb(
+            J[f"{side}_hip"], J[f"{side}_knee"], f"{side}_hip", f"{side}_knee", f"{side}_ankle"
+        )
+    # Spine.
+    if s.has("spine1", "spine2", "spine3", "neck", "left_collar", "right_collar"):
+        s.swing_joint(J["spine1"], ("spine1", "spine2"))
+        s.swing_joint(J["spine2"], ("spine2", "spine3"))
+        s.frame_joint(J["spine3"], ("spine3", "neck"), ("right_collar", "left_collar"))
+    else:
+        s.spine_chain()
+    # Ankles from foot points.
+    for side in ("left", "right"):
+        ankle = J[f"{side}_ankle"]
+        if s.has(f"{side}_heel", f"{side}_toe", f"{side}_knee"):
+            s.frame_joint(ankle, (f"{side}_heel", f"{side}_toe"), (f"{side}_ankle", f"{side}_knee"))
+        elif s.has(f"{side}_foot"):
+            s.swing_joint(ankle, (f"{side}_ankle", f"{side}_foot"))
+    # Neck and head.
+    _solve_head(s)
+    # Collars, arms, wrists.
+    for side in ("left", "right"):
+        s.aim_joint(J[f"{side}_collar"], f"{side}_shoulder")
+        s.hinge_limb(
+            J[f"{side}_shoulder"],
+            J[f"{side}_elbow"],
+            f"{side}_shoulder",
+            f"{side}_elbow",
+            f"{side}_wrist",
+        )
+        wrist = J[f"{side}_wrist"]
+        if s.has(f"{side}_index", f"{side}_pinky", f"{side}_wrist"):
+            s.frame_joint(
+                wrist, (f"{side}_wrist", f"{side}_hand"), (f"{side}_pinky", f"{side}_index")
+            )
+        elif s.has(f"{side}_hand"):
+            s.swing_joint(wrist, (f"{side}_wrist", f"{side}_hand"))
+
+    local = torch.stack(s.local, 1)
+    rotvec = _rotmat_to_rotvec(local)
+    transl = s.root_pos - rest_joints[:, 0]
+    return DIKResult(
+        global_orient=rotvec[:, 0],
+        body_pose=rotvec[:, 1:],
+        solved=torch.stack(s.solved, 1),
+        transl=transl,
+        quality={"degenerate": torch.stack(s.degenerate, 1), "missing": torch.stack(s.missing, 1)},
+        rotmats=local,
+    )
+
+
+def _solve_head(s: _Solver) -> None:
+    """Neck and head. The head's orientation comes from points on the head (ears + nose, or
+    nose + head top); the neck/head split is invisible, so the neck is swung until the head's
+    top point lands on the target while the head keeps that orientation."""
+    neck, head = J["neck"], J["head"]
+    if s.has("left_ear", "right_ear", "nose"):
+        s.roles["ears_mid"] = s.roles["left_ear"] + s.roles["right_ear"]
+        top, primary, secondary = "ears_mid", ("right_ear", "left_ear"), ("ears_mid", "nose")
+    elif s.has("head_top", "nose"):
+        top, primary, secondary = "head_top", ("nose", "head_top"), ("thorax", "nose")
+    elif s.has("head", "head_top"):
+        s.aim_joint(neck, "head")
+        s.swing_joint(head, ("head", "head_top"))
+        return
+    elif s.has("neck", "head"):
+        s.swing_joint(neck, ("neck", "head"))  # smpl24, mocap: the neck bone only
+        return
+    else:
+        return
+    if not s.has("thorax", *primary, *secondary):
+        return
+    p_t, p_r, _ = s.vec(*primary)
+    f_t, f_r, _ = s.vec(*secondary)
+    world = _frame(p_t, f_t) @ _frame(p_r, f_r).transpose(-1, -2)
+    use = s.ok(top, *primary, *secondary) & s.solved[J["spine3"]]
+    s.spread((neck, head), world, use)
+    top_t, top_r = s.pt(top)
+    jr = s.rest_joints
+    reach = top_t - s.pos(neck) - _bmv(world, top_r - jr[:, head])
+    w_neck = s.world[neck]
+    w_neck = _swing(_bmv(w_neck, jr[:, head] - jr[:, neck]), reach) @ w_neck
+    s.set_world(neck, w_neck, use)
+    s.set_world(head, world, use)
+
+
+def _world_from_local(local: torch.Tensor) -> torch.Tensor:
+    world = [local[:, 0]]
+    for j in range(1, 24):
+        world.append(world[SMPL_PARENTS[j]] @ local[:, j])
+    return torch.stack(world, 1)
+
+
+class DIKModule(torch.nn.Module):
+    """:func:`solve` as a module for ONNX/TensorRT export: fixed format and body.
+
+    ``forward(joints (B,J,3), betas (B,10))`` -> ``(global_orient (B,3), body_pose (B,23,3),
+    transl (B,3), solved (B,24) float)``; with ``with_body=True`` also ``vertices (B,V,3)`` and
+    ``body_joints (B,24,3)`` so skeleton -> mesh is one engine.
+    """
+
+    def __init__(self, body, fmt: str = "h36m17", with_body: bool = False) -> None:
+        super().__init__()
+        self.body = body
+        self.fmt = fmt
+        self.with_body = with_body
+
+    def forward(self, joints: torch.Tensor, betas: torch.Tensor):
+        r = solve(joints, self.fmt, self.body, betas=betas)
+        outputs = (r.global_orient, r.body_pose, r.transl, r.solved.to(joints.dtype))
+        if not self.with_body:
+            return outputs
+        out = self.body(
+            betas=betas, global_orient=r.global_orient, body_pose=r.body_pose, transl=r.transl
+        )
+        return outputs + (out.vertices, out.joints)

@@ -1,0 +1,143 @@
+"""Registry of models that ``s2m export`` can export.
+
+Each entry maps a name to a *builder*: a function that takes the parsed ``argparse.Namespace``
+of ``s2m export`` and returns ``(module, example_inputs, input_names, output_names)``:
+
+- ``module``: a ``torch.nn.Module`` in float32 whose ``forward`` takes the inputs positionally
+  and returns a tensor or a tuple of tensors in ``output_names`` order (wrap models that return
+  dicts or dataclasses in a small adapter module);
+- ``example_inputs``: a tuple of float32 tensors with the batch on axis 0; use
+  ``args.batch`` as the batch size (the CLI checks parity on it and on batch 1);
+- ``input_names`` / ``output_names``: the tensor names in the ONNX file and engine.
+
+Extension point — to add a model (the lead registers ``'lifter'``, ``'dik'``, ``'dik-body'``)::
+
+    @register_exportable("lifter")
+    def _lifter(args: argparse.Namespace) -> ExportSpec:
+        from s2m_model.lifter import Lifter          # heavy imports inside the builder
+        model = Lifter()
+        if args.checkpoint:
+            load_state_dict_checkpoint(model, args.checkpoint)
+        x = torch.randn(args.batch, 17, 2, generator=torch.Generator().manual_seed(0))
+        return model, (x,), ["keypoints_2d"], ["joints_3d"]
+
+Keep this module free of torch imports at import time: ``s2m --help`` imports it to list the
+model names.
+"""
+
+from __future__ import annotations
+
+import argparse
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    import torch
+
+ExportSpec = tuple["torch.nn.Module", tuple["torch.Tensor", ...], list[str], list[str]]
+Builder = Callable[[argparse.Namespace], ExportSpec]
+
+EXPORTABLE: dict[str, Builder] = {}
+
+
+def register_exportable(name: str) -> Callable[[Builder], Builder]:
+    """Decorator adding a builder to :data:`EXPORTABLE` under ``name`` (unique)."""
+
+    def decorate(builder: Builder) -> Builder:
+        if name in EXPORTABLE:
+            raise ValueError(f"exportable model {name!r} is already registered")
+        EXPORTABLE[name] = builder
+        return builder
+
+    return decorate
+
+
+def load_state_dict_checkpoint(module: torch.nn.Module, path: str | Path) -> None:
+    """Load weights into ``module`` from a ``torch.save``'d state dict (never unpickles code).
+
+    Accepts a bare state dict or a dict holding one under ``"state_dict"`` or ``"model"``.
+
+    Raises:
+        FileNotFoundError: missing file. ValueError: unreadable file or mismatching keys/shapes.
+    """
+    import torch
+
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"checkpoint not found: {path}")
+    try:
+        data: Any = torch.load(path, map_location="cpu", weights_only=True)
+    except Exception as exc:  # noqa: BLE001 - torch raises pickle/zip/runtime errors alike
+        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+    if isinstance(data, dict):
+        for key in ("state_dict", "model"):
+            if isinstance(data.get(key), dict):
+                data = data[key]
+                break
+    if not isinstance(data, dict):
+        raise ValueError(f"{path} does not hold a state dict (got {type(data).__name__})")
+    try:
+        module.load_state_dict(data)
+    except RuntimeError as exc:
+        raise ValueError(f"checkpoint {path} does not fit {type(module).__name__}: {exc}") from exc
+
+
+def _toy_mlp_module(in_features: int = 34, hidden: int = 64, out_features: int = 51) -> Any:
+    """A small MLP shaped like a 2D->3D lifter (17 joints x 2 -> 17 joints x 3), fixed seed."""
+    import torch
+
+    generator_state = torch.random.get_rng_state()
+    try:
+        torch.manual_seed(1234)  # deterministic weights without disturbing callers' RNG
+        return torch.nn.Sequential(
+            torch.nn.Linear(in_features, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, hidden),
+            torch.nn.ReLU(),
+            torch.nn.Linear(hidden, out_features),
+        ).eval()
+    finally:
+        torch.random.set_rng_state(generator_state)
+
+
+@register_exportable("toy-mlp")
+def _toy_mlp(args: argparse.Namespace) -> ExportSpec:
+    """Test/demo model: (B, 34) -> (B, 51), random weights unless ``--checkpoint`` is given."""
+    import torch
+
+    model = _toy_mlp_module()
+    if getattr(args, "checkpoint", None):
+        load_state_dict_checkpoint(model, args.checkpoint)
+    x = torch.randn(args.batch, 34, generator=torch.Generator().manual_seed(0))
+    return model, (x,), ["x"], ["y"]
+
+
+def _dik_spec(args: argparse.Namespace, with_body: bool) -> ExportSpec:
+    import torch
+
+    from s2m_model.body import load_body_model
+    from s2m_model.dik import DIKModule
+
+    fmt = getattr(args, "format", None) or "h36m17"
+    body = load_body_model(getattr(args, "body", None) or "s2m-free")
+    module = DIKModule(body, fmt, with_body=with_body).eval()
+    rest = body.rest_points(torch.zeros(args.batch, 10), fmt)
+    g = torch.Generator().manual_seed(0)
+    joints = rest + 0.02 * torch.randn(rest.shape, generator=g)
+    names = ["global_orient", "body_pose", "transl", "solved"]
+    if with_body:
+        names += ["vertices", "body_joints"]
+    return module, (joints, torch.zeros(args.batch, 10)), ["joints", "betas"], names
+
+
+@register_exportable("dik")
+def _dik(args: argparse.Namespace) -> ExportSpec:
+    """DIK for the skeleton format --format (default h36m17) on the s2m-free body."""
+    return _dik_spec(args, with_body=False)
+
+
+@register_exportable("dik-body")
+def _dik_body(args: argparse.Namespace) -> ExportSpec:
+    """DIK + body forward (vertices, joints): skeleton -> mesh in one graph."""
+    return _dik_spec(args, with_body=True)
