@@ -24,11 +24,17 @@ $(INSTALLED): requirements.txt setup.py | $(PY)
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 
-$(MSGS_BUILT): $(INSTALLED) CMakeLists.txt package.xml $(wildcard msg/*.msg) $(wildcard cmake/*.cmake) tools/build_msgs.sh
+$(MSGS_BUILT): $(INSTALLED) CMakeLists.txt package.xml $(wildcard msg/*.msg) $(wildcard cmake/*.cmake) \
+		$(wildcard cmake/tf2_msgs/* cmake/tf2_msgs/msg/*) tools/build_msgs.sh
 	bash tools/build_msgs.sh $(VENV)
 	touch $@
 
-setup: $(INSTALLED) $(MSGS_BUILT)  ## create .venv and install everything (idempotent)
+# The demo clip (BSD-3, inside the sports2d wheel) comes from PyPI during set-up, never at run time.
+DEMO_VIDEO := $(VENV)/share/s2m/demo/demo.mp4
+$(DEMO_VIDEO): tools/fetch_demo_video.sh | $(INSTALLED)
+	PYTHON=$(PY) bash tools/fetch_demo_video.sh $(VENV)/share/s2m/demo
+
+setup: $(INSTALLED) $(MSGS_BUILT) $(DEMO_VIDEO)  ## create .venv and install everything (idempotent)
 
 msgs: $(MSGS_BUILT)  ## build the ROS 2 messages into the venv
 

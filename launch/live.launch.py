@@ -1,0 +1,158 @@
+"""Live s2m: a camera (or a video/bag file) -> s2m_node -> bodies, meshes, TF (+ RViz).
+
+    ros2 launch s2m_ros live.launch.py                          # USB camera via usb_cam
+    ros2 launch s2m_ros live.launch.py camera:=v4l2_camera video_device:=/dev/video2
+    ros2 launch s2m_ros live.launch.py camera:=file file:=/data/walk.mp4 rviz:=true
+    ros2 launch s2m_ros live.launch.py camera:=none image_topic:=/zed/left/image_rect_color
+
+Outputs (namespace ``s2m`` by default): /s2m/bodies (s2m_ros/BodyArray), /s2m/mesh
+(s2m_ros/BodyMesh) with /s2m/mesh_faces (latched), /s2m/markers, /tf frames
+``s2m/<track_id>/<joint>``. Parameters: config/live.yaml (``params_file:=`` to replace it).
+Needs a ROS 2 distro (launch, launch_ros); camera drivers and rviz2 only when selected.
+"""
+
+from __future__ import annotations
+
+import os
+
+from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.conditions import IfCondition
+from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
+from launch_ros.actions import Node
+from launch_ros.substitutions import FindPackageShare
+
+from launch import LaunchDescription
+
+CAMERAS = ("usb_cam", "v4l2_camera", "file", "none")
+
+
+def _camera_nodes(context, *args, **kwargs) -> list[Node]:
+    """The image source selected by ``camera`` (drivers publish image_raw + camera_info)."""
+
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    camera, image_topic, frame = arg("camera"), arg("image_topic"), arg("camera_frame")
+    info_topic = os.path.dirname(image_topic.rstrip("/")) + "/camera_info"
+    width, height = int(arg("image_width")), int(arg("image_height"))
+    remaps = [("image_raw", image_topic), ("camera_info", info_topic)]
+    if camera == "usb_cam":
+        return [
+            Node(
+                package="usb_cam",
+                executable="usb_cam_node_exe",
+                name="camera",
+                parameters=[
+                    {
+                        "video_device": arg("video_device"),
+                        "image_width": width,
+                        "image_height": height,
+                        "pixel_format": "yuyv2rgb",
+                        "framerate": float(arg("framerate")),
+                        "frame_id": frame,
+                    }
+                ],
+                remappings=remaps,
+                output="screen",
+            )
+        ]
+    if camera == "v4l2_camera":
+        return [
+            Node(
+                package="v4l2_camera",
+                executable="v4l2_camera_node",
+                name="camera",
+                parameters=[
+                    {
+                        "video_device": arg("video_device"),
+                        "image_size": [width, height],
+                        "output_encoding": "rgb8",
+                        "camera_frame_id": frame,
+                    }
+                ],
+                remappings=remaps,
+                output="screen",
+            )
+        ]
+    if camera == "file":
+        if not arg("file"):
+            raise RuntimeError("camera:=file needs file:=<video file or bag folder>")
+        return [
+            Node(
+                package="s2m_ros",
+                executable="s2m_file_source",
+                name="s2m_file_source",
+                parameters=[
+                    arg("params_file"),
+                    {
+                        "path": arg("file"),
+                        "topic": image_topic,
+                        "frame_id": frame,
+                        "rate": float(arg("rate")),
+                    },
+                ],
+                output="screen",
+            )
+        ]
+    if camera == "none":
+        return []
+    raise RuntimeError(f"camera:={camera} is not one of {', '.join(CAMERAS)}")
+
+
+def _s2m_node(context, *args, **kwargs) -> list[Node]:
+    def arg(name: str) -> str:
+        return LaunchConfiguration(name).perform(context)
+
+    return [
+        Node(
+            package="s2m_ros",
+            executable="s2m_node",
+            name="s2m_node",
+            namespace=arg("namespace"),
+            parameters=[
+                arg("params_file"),
+                {"image_topic": arg("image_topic"), "input_mode": arg("input_mode")},
+            ],
+            output="screen",
+        )
+    ]
+
+
+def generate_launch_description() -> LaunchDescription:
+    share = FindPackageShare("s2m_ros")
+    arguments = [
+        DeclareLaunchArgument("camera", default_value="usb_cam", choices=list(CAMERAS)),
+        DeclareLaunchArgument("video_device", default_value="/dev/video0"),
+        DeclareLaunchArgument("image_width", default_value="640"),
+        DeclareLaunchArgument("image_height", default_value="480"),
+        DeclareLaunchArgument("framerate", default_value="30.0"),
+        DeclareLaunchArgument("file", default_value="", description="video file or bag folder"),
+        DeclareLaunchArgument("rate", default_value="1.0", description="file playback speed"),
+        DeclareLaunchArgument("image_topic", default_value="/camera/image_raw"),
+        DeclareLaunchArgument("camera_frame", default_value="camera_optical_frame"),
+        DeclareLaunchArgument("input_mode", default_value="image", choices=["image", "skeleton"]),
+        DeclareLaunchArgument("namespace", default_value="s2m"),
+        DeclareLaunchArgument(
+            "params_file", default_value=PathJoinSubstitution([share, "config", "live.yaml"])
+        ),
+        DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"]),
+        DeclareLaunchArgument(
+            "rviz_config", default_value=PathJoinSubstitution([share, "config", "s2m.rviz"])
+        ),
+    ]
+    rviz = Node(
+        package="rviz2",
+        executable="rviz2",
+        name="rviz",
+        arguments=["-d", LaunchConfiguration("rviz_config")],
+        condition=IfCondition(LaunchConfiguration("rviz")),
+        output="screen",
+    )
+    return LaunchDescription(
+        [
+            *arguments,
+            OpaqueFunction(function=_camera_nodes),
+            OpaqueFunction(function=_s2m_node),
+            rviz,
+        ]
+    )
