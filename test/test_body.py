@@ -297,3 +297,17 @@ def test_render_silhouette_and_overlay(body):
     img = np.zeros((160, 120, 3), np.uint8)
     over = render_mesh(verts, body.faces, cam, image=img, alpha=0.5)
     assert over.shape == img.shape and over[sil].mean() > 20 and over[~sil].max() == 0
+
+
+def test_fast_skinning_matches_smplx(body):
+    """Zero pose correctives: our skinning path equals smplx's SMPL forward."""
+    assert body.zero_posedirs
+    pose, betas = random_limited_pose(4, seed=8), torch.randn(4, 10, dtype=torch.float64)
+    go, transl = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
+    ours = body(betas=betas, global_orient=go, body_pose=pose, transl=transl)
+    ref = body.smpl(betas=betas, global_orient=go, body_pose=pose.reshape(4, 69), transl=transl)
+    assert torch.allclose(ours.vertices, ref.vertices, atol=1e-10)
+    assert torch.allclose(ours.joints, ref.joints[:, :24], atol=1e-10)
+    joints_only = body(betas=betas, global_orient=go, body_pose=pose, transl=transl,
+                       with_vertices=False)
+    assert joints_only.vertices is None and torch.allclose(joints_only.joints, ours.joints)

