@@ -1,7 +1,11 @@
 """``s2m demo`` — the embedded default job behind ``make demo``.
 
-Builds (once) the free body model, poses it with a few poses, and writes a rendered PNG and a
-``.ply`` mesh per pose into ``--out``.
+1. Builds (once) the free body model, poses it with a few poses, and writes a rendered PNG and a
+   ``.ply`` mesh per pose into ``--out/body``.
+2. Runs the whole image -> mesh pipeline (MediaPipe -> lifter -> DIK -> body) on the demo clip
+   that set-up fetched from PyPI (``<venv>/share/s2m/demo/demo.mp4``, BSD-3, from the
+   ``sports2d`` wheel) and writes overlays, per-frame results, meshes and a latency summary into
+   ``--out/video`` (see ``s2m run``).
 """
 
 from __future__ import annotations
@@ -42,7 +46,23 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     parser.add_argument("--out", default="out/demo", help="output folder (default: out/demo)")
     parser.add_argument("--size", type=int, default=512, help="image height in pixels")
+    parser.add_argument(
+        "--video",
+        default=None,
+        help="clip for the pipeline part (default: the demo clip fetched by set-up)",
+    )
+    parser.add_argument(
+        "--max-frames", type=int, default=None, help="limit the frames of the pipeline part"
+    )
+    parser.add_argument("--skip-video", action="store_true", help="only the body previews")
     parser.set_defaults(func=run)
+
+
+def demo_video_path() -> Path:
+    """Where `make` puts the demo clip: ``<venv>/share/s2m/demo/demo.mp4``."""
+    import sys
+
+    return Path(sys.prefix) / "share" / "s2m" / "demo" / "demo.mp4"
 
 
 def run(args: argparse.Namespace) -> int:
@@ -53,7 +73,7 @@ def run(args: argparse.Namespace) -> int:
     from s2m_model.body import load_body_model
     from s2m_model.body.render import Camera, look_at_body, render_mesh, save_ply
 
-    out_dir = Path(args.out)
+    out_dir = Path(args.out) / "body"
     out_dir.mkdir(parents=True, exist_ok=True)
     body = load_body_model("s2m-free")
     names = list(body.joint_names)
@@ -76,4 +96,17 @@ def run(args: argparse.Namespace) -> int:
         f"{len(DEMO_POSES)} poses written to {out_dir}/ (body '{body.name}', "
         f"{body.num_vertices} vertices)"
     )
-    return 0
+    if args.skip_video:
+        return 0
+    video = Path(args.video) if args.video else demo_video_path()
+    if not video.is_file():
+        raise FileNotFoundError(
+            f"demo clip not found: {video} (make demo fetches it with tools/fetch_demo_video.sh)"
+        )
+    from s2m_model.cli import main as s2m_main
+
+    argv = ["run", str(video), "--out", str(Path(args.out) / "video")]
+    if args.max_frames:
+        argv += ["--max-frames", str(args.max_frames)]
+    print(f"running the pipeline on {video} ...")
+    return s2m_main(argv)
