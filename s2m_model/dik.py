@@ -542,8 +542,10 @@ def _solve_head(s: _Solver) -> None:
         top, primary, secondary = "ears_mid", ("right_ear", "left_ear"), ("ears_mid", "nose")
     elif s.has("head_top", "nose"):
         top, primary, secondary = "head_top", ("nose", "head_top"), ("thorax", "nose")
-    elif s.has("head", "head_top"):
-        s.aim_joint(neck, "head")
+    elif s.has("head", "head_top", "thorax"):
+        # Direction-based (not aimed from the posed neck): mocap skeletons place their neck
+        # a few cm below SMPL's, and aiming at their head point would bend the neck backwards.
+        s.swing_joint(neck, ("thorax", "head"))
         s.swing_joint(head, ("head", "head_top"))
         return
     elif s.has("neck", "head"):

@@ -259,3 +259,17 @@ def test_onnx_parity(body, tmp_path):
     )
     diffs = verify_onnx(module, path, (joints, betas), atol=1e-4)
     assert max(diffs.values()) <= 1e-4
+
+
+def test_mocap_neck_lower_than_smpl_does_not_flip_the_head(body):
+    """Mocap necks sit a few cm below SMPL's: the neck must stay near its rest rotation."""
+    fmt = get_format("bandai27")
+    rest = body.rest_joints()
+    joints = torch.full((1, fmt.num_joints, 3), float("nan"), dtype=torch.float64)
+    for name, smpl in fmt.smpl_map.items():
+        joints[:, fmt.index(name)] = rest[:, J[smpl]]
+    joints[:, fmt.index("Neck"), 1] -= 0.06
+    joints[:, fmt.index("head_top")] = rest[:, J["head"]] + torch.tensor([0.0, 0.12, 0.0])
+    r = dik.solve(joints, fmt, body)
+    assert float(r.body_pose[0, J["neck"] - 1].norm()) < np.radians(20)
+    assert float(r.body_pose[0, J["head"] - 1].norm()) < np.radians(20)
