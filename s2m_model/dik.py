@@ -119,6 +119,12 @@ def _rest_points(body, fmt, betas: torch.Tensor) -> torch.Tensor:
     out = rest.new_zeros(rest.shape[0], fmt.num_joints, 3)
     for joint, smpl in fmt.smpl_map.items():
         out[:, fmt.index(joint)] = rest[:, J[smpl]]
+    # Unmapped joints that name a surface landmark (e.g. mocap 'head_top') take it.
+    landmarks = [j for j in fmt.joint_names if j not in fmt.smpl_map and j in body.landmark_names]
+    if landmarks:
+        verts = body.shaped_vertices(betas)
+        for joint in landmarks:
+            out[:, fmt.index(joint)] = body.landmark(joint) @ verts
     return out
 
 
