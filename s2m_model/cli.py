@@ -14,9 +14,14 @@ import sys
 # subcommand -> module with a ``register(subparsers)`` function
 COMMANDS: dict[str, str] = {
     "body": "s2m_model.body.cli",
+    "data": "s2m_model.data.cli",
     "detect": "s2m_model.detect.cli",
+    "eval": "s2m_model.eval.cli",
     "demo": "s2m_model.demo",
     "export": "s2m_model.export.cli",
+    "run": "s2m_model.run_cli",
+    "train": "s2m_model.lifter.cli",
+    "ros": "s2m_ros.cli",  # live, eval-bag, record (rclpy imported by the handlers only)
 }
 
 

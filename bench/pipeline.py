@@ -1,0 +1,200 @@
+"""Benchmark: per-stage latency of the full pipeline at 640x480 on this CPU.
+
+Frames: the first ``FRAMES`` frames of the demo video (``.venv/share/s2m/demo/demo.mp4``, from
+``tools/fetch_demo_video.sh``) letterboxed to 640x480; without it, the COCO photo from
+``../shared/data/images`` letterboxed to 640x480 and repeated; without either, a black frame
+(nobody found: only the detector is timed). Frames are decoded before timing.
+
+Runs, all in this process, over the same frames after ``WARMUP`` frames, interleaved frame by
+frame (each with its own MediaPipe graph) so that they share the machine's load:
+
+- ``detector_alone`` (the baseline): MediaPipe BlazePose in video mode, ``detect`` only.
+- ``pipeline``: :class:`s2m_model.pipeline.Pipeline` with the default config (video mode,
+  temporal filtering, mesh vertices), per stage (detect, lift, dik, filter, body, total).
+- ``pipeline_joints_only``: the same with ``compute_vertices=False``.
+
+Prints one JSON object with median/p95 per stage (ms, wall clock), ``post_detector_ms`` (lift +
+dik + filter + body, the part s2m adds after the detector), ``main_thread_cpu_ms`` (CPU time of
+the calling thread per frame: s2m's own work, MediaPipe's graph threads excluded; unlike wall
+time it hardly grows when other processes compete for the cores), the 1-minute load average,
+the goals (<= 40 ms median frame -> result, <= 5 ms for lifter + DIK + body) with whether they
+are met, and ``ratio_pipeline_vs_detector`` (median total / median detector-alone).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+
+FRAMES = 120
+WARMUP = 5
+WIDTH, HEIGHT = 640, 480
+DEMO_VIDEO = REPO / ".venv" / "share" / "s2m" / "demo" / "demo.mp4"
+COCO_IMAGE = REPO.parent / "shared" / "data" / "images" / "coco_000000000785.jpg"
+GOAL_TOTAL_MS = 40.0
+GOAL_POST_DETECTOR_MS = 5.0
+STAGES = ("detect", "lift", "dik", "filter", "body", "total")
+
+
+def letterbox(image: np.ndarray) -> np.ndarray:
+    """Resize keeping the aspect ratio and pad with black to exactly WIDTH x HEIGHT."""
+    from PIL import Image
+
+    scale = min(WIDTH / image.shape[1], HEIGHT / image.shape[0])
+    size = (round(image.shape[1] * scale), round(image.shape[0] * scale))
+    canvas = Image.new("RGB", (WIDTH, HEIGHT))
+    canvas.paste(Image.fromarray(image).resize(size, Image.Resampling.BILINEAR),
+                 ((WIDTH - size[0]) // 2, (HEIGHT - size[1]) // 2))  # fmt: skip
+    return np.asarray(canvas)
+
+
+def load_frames(count: int = FRAMES) -> tuple[list[np.ndarray], str]:
+    """``count`` + WARMUP frames at 640x480 (the demo video loops if it is shorter)."""
+    from s2m_model.image import iter_frames, load_image
+
+    total = count + WARMUP
+    if DEMO_VIDEO.is_file():
+        video = [letterbox(f) for _, _, f in iter_frames(DEMO_VIDEO, max_frames=total)]
+        frames = (video * (total // len(video) + 1))[:total]
+        return frames, f"demo video, first {len(video)} frames letterboxed to 640x480"
+    if COCO_IMAGE.is_file():
+        frame = letterbox(load_image(COCO_IMAGE))
+        return [frame] * total, "COCO 785 letterboxed to 640x480, repeated"
+    return [np.zeros((HEIGHT, WIDTH, 3), np.uint8)] * total, "black frame (nobody)"
+
+
+def stats(values: list[float]) -> dict[str, float]:
+    if not values:
+        return {"median": float("nan"), "p95": float("nan"), "n": 0}
+    return {"median": float(np.median(values)), "p95": float(np.percentile(values, 95)),
+            "n": len(values)}  # fmt: skip
+
+
+class _Recorder:
+    """Per-frame timings of one pipeline run."""
+
+    def __init__(self) -> None:
+        self.per_stage: dict[str, list[float]] = {k: [] for k in STAGES}
+        self.post: list[float] = []
+        self.persons: list[int] = []
+        self.wall: list[float] = []
+        self.cpu: list[float] = []
+
+    def add(self, wall_ms: float, cpu_ms: float, results: list, timings: dict) -> None:
+        self.wall.append(wall_ms)
+        self.cpu.append(cpu_ms)
+        self.persons.append(len(results))
+        for key in STAGES:
+            if key in timings:
+                self.per_stage[key].append(timings[key])
+        if results:
+            self.post.append(sum(timings.get(k, 0.0) for k in ("lift", "dik", "filter", "body")))
+
+    def report(self) -> dict:
+        return {
+            "stages_ms": {k: stats(v) for k, v in self.per_stage.items()},
+            "post_detector_ms": stats(self.post),
+            "frame_to_result_ms": stats(self.wall),
+            "main_thread_cpu_ms": stats(self.cpu),
+            "frames_with_person": int(np.count_nonzero(self.persons)),
+        }
+
+
+def run_interleaved(frames: list[np.ndarray], lifter, body) -> dict:
+    """Detector alone, the pipeline and the joints-only pipeline, each with its own MediaPipe
+    graph (own tracking state), interleaved frame by frame so that all three see the same
+    machine load (the CPU may be shared)."""
+    from s2m_model.detect import get_detector
+    from s2m_model.pipeline import Pipeline, PipelineConfig
+
+    detector_ms: list[float] = []
+    runs = {"pipeline": _Recorder(), "pipeline_joints_only": _Recorder()}
+    with get_detector("mediapipe", static_image_mode=False) as detector, \
+            Pipeline(PipelineConfig(), lifter=lifter, body=body) as full, \
+            Pipeline(PipelineConfig(compute_vertices=False), lifter=lifter, body=body) as lean:
+        pipes = {"pipeline": full, "pipeline_joints_only": lean}
+        for i, frame in enumerate(frames):
+            start = time.perf_counter()
+            detector.detect(frame)
+            if i >= WARMUP:
+                detector_ms.append((time.perf_counter() - start) * 1e3)
+            for name, pipe in pipes.items():
+                start, start_cpu = time.perf_counter(), time.thread_time()
+                results = pipe.process(frame, stamp=i / 30.0)
+                wall = (time.perf_counter() - start) * 1e3
+                cpu = (time.thread_time() - start_cpu) * 1e3
+                if i >= WARMUP:
+                    runs[name].add(wall, cpu, results, pipe.last_timings)
+    return {"detector_alone_ms": stats(detector_ms),
+            **{name: rec.report() for name, rec in runs.items()}}  # fmt: skip
+
+
+def time_detector(frames: list[np.ndarray]) -> dict[str, float]:
+    from s2m_model.detect import get_detector
+
+    times = []
+    with get_detector("mediapipe", static_image_mode=False) as detector:
+        for i, frame in enumerate(frames):
+            start = time.perf_counter()
+            detector.detect(frame)
+            if i >= WARMUP:
+                times.append((time.perf_counter() - start) * 1e3)
+    return stats(times)
+
+
+def main(argv: list[str] | None = None) -> int:
+    import argparse
+
+    import torch
+
+    from s2m_model.body import load_body_model
+    from s2m_model.lifter import DEFAULT_CHECKPOINT, load_lifter
+
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--lifter", default="default", help="lifter name or checkpoint")
+    parser.add_argument("--frames", type=int, default=FRAMES, help="timed frames (>= 100)")
+    args = parser.parse_args(argv)
+    frames, source = load_frames(args.frames)
+    report: dict = {
+        "frames": f"{len(frames) - WARMUP} timed ({WARMUP} warm-up), {source}",
+        "lifter": args.lifter,
+        "cpu_count": os.cpu_count(),
+        "load_average_1min_at_start": os.getloadavg()[0],
+    }
+    if args.lifter == "default" and not DEFAULT_CHECKPOINT.is_file():
+        report["error"] = f"no lifter checkpoint at {DEFAULT_CHECKPOINT}; pipeline not timed"
+        report["detector_alone_ms"] = time_detector(frames)
+        print(json.dumps(report, indent=2))
+        return 1
+    lifter = load_lifter(args.lifter)
+    body = load_body_model("s2m-free")
+    report.update(run_interleaved(frames, lifter, body))
+    report["load_average_1min_at_end"] = os.getloadavg()[0]
+    total = report["pipeline"]["frame_to_result_ms"]["median"]
+    post = report["pipeline"]["post_detector_ms"]["median"]
+    post_joints = report["pipeline_joints_only"]["post_detector_ms"]["median"]
+    report["goals"] = {
+        "frame_to_result_median_ms": {"goal": GOAL_TOTAL_MS, "measured": total,
+                                      "met": bool(total <= GOAL_TOTAL_MS)},
+        "lifter_dik_body_median_ms": {"goal": GOAL_POST_DETECTOR_MS, "measured": post,
+                                      "met": bool(post <= GOAL_POST_DETECTOR_MS)},
+        "lifter_dik_body_joints_only_median_ms": {
+            "goal": GOAL_POST_DETECTOR_MS, "measured": post_joints,
+            "met": bool(post_joints <= GOAL_POST_DETECTOR_MS)},
+    }  # fmt: skip
+    report["ratio_pipeline_vs_detector"] = total / report["detector_alone_ms"]["median"]
+    report["torch_threads"] = torch.get_num_threads()  # as the pipeline set it
+    print(json.dumps(report, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
