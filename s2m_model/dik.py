@@ -216,8 +216,9 @@ def _rotmat_to_rotvec(r: torch.Tensor) -> torch.Tensor:
 class _Solver:
     """One call of :func:`solve`: keeps target/rest roles, validity and world rotations."""
 
-    def __init__(self, joints, rest, roles, valid_joint, prev_world, rest_joints):
+    def __init__(self, joints, rest, roles, valid_joint, prev_world, rest_joints, hinge=True):
         self.joints, self.rest, self.roles = joints, rest, roles
+        self.hinge = hinge
         self.rest_joints = rest_joints  # (B,24,3) the body's T-pose SMPL joints
         self.root_pos = torch.zeros_like(rest_joints[:, 0])
         self.valid_joint = valid_joint
@@ -318,8 +319,11 @@ class _Solver:
         if not self.has(a, b):
             return
         u_t, u_r, ok_u = self.vec(a, b)
-        if not self.has(c):
+        if not self.has(c) or not self.hinge:
+            # No distal point, or the swing-only baseline: two independent minimal swings.
             self.swing_joint(root, (a, b))
+            if self.has(c):
+                self.swing_joint(mid, (b, c))
             return
         f_t, f_r, ok_f = self.vec(b, c)
         axis_r = _hinge_axis(u_r, f_r, SMPL_JOINT_NAMES[mid])
@@ -415,29 +419,11 @@ class _Solver:
             self.set_local(j, share, use)
 
 
-def solve(
-    joints: torch.Tensor,
-    fmt,
-    body,
-    betas: torch.Tensor | None = None,
-    confidence: torch.Tensor | None = None,
-    prev: DIKResult | None = None,
-    min_confidence: float = 0.3,
-) -> DIKResult:
-    """Solve SMPL-layout rotations for a 3D skeleton.
+def validate_inputs(joints, fmt, betas=None, confidence=None, min_confidence: float = 0.3):
+    """Check and normalise IK inputs: returns (format, joints (B,J,3), betas (B,10), valid (B,J)).
 
-    Args:
-        joints: (B,J,3) or (J,3) joint positions in metres, in format ``fmt``, any right-handed
-            frame (e.g. the camera frame: x right, y down, z forward). NaN marks a missing joint.
-        fmt: a registered format name (``"h36m17"``, ``"smpl24"``, ``"coco17"``, ...) or object.
-        body: the :class:`~s2m_model.body.BodyModel` whose rest skeleton defines zero rotation.
-        betas: (B,10) body shape; zeros by default.
-        confidence: (B,J) in [0,1]; joints below ``min_confidence`` count as missing.
-        prev: the previous frame's result (temporal fallback for straight limbs).
-
-    Returns:
-        :class:`DIKResult`. Rotations the skeleton cannot determine (feet, hands, and the
-        joints whose inputs are missing) are identity with ``solved`` False.
+    ``valid`` is False for NaN joints and joints below ``min_confidence``. Raises ValueError with
+    what is wrong (type, shape, dtype).
     """
     from s2m_model.skeletons import get_format
 
@@ -453,20 +439,12 @@ def solve(
         )
     if not joints.is_floating_point():
         raise ValueError(f"joints must be floating point, got {joints.dtype}")
-    roles = format_roles(fmt)
-    needed = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_shoulder",
-              "right_shoulder", "left_elbow", "right_elbow")  # fmt: skip
-    lacking = [n for n in needed if n not in roles]
-    if lacking:
-        raise ValueError(f"format '{fmt.name}' lacks joints DIK needs: {lacking}")
     batch = joints.shape[0]
-    dtype, device = joints.dtype, joints.device
     if betas is None:
-        betas = torch.zeros(batch, 10, dtype=dtype, device=device)
-    elif betas.shape != (batch, 10):
-        raise ValueError(f"betas must be ({batch},10), got {tuple(betas.shape)}")
-    body_betas = betas.to(body.dtype)
-    rest = _rest_points(body, fmt, body_betas).to(dtype)
+        betas = torch.zeros(batch, 10, dtype=joints.dtype, device=joints.device)
+    elif not isinstance(betas, torch.Tensor) or betas.shape != (batch, 10):
+        shape = tuple(betas.shape) if isinstance(betas, torch.Tensor) else type(betas).__name__
+        raise ValueError(f"betas must be ({batch},10), got {shape}")
     valid = torch.isfinite(joints).all(-1)
     if confidence is not None:
         if confidence.shape != joints.shape[:2]:
@@ -474,12 +452,53 @@ def solve(
                 f"confidence must be {tuple(joints.shape[:2])}, got {tuple(confidence.shape)}"
             )
         valid = valid & (confidence >= min_confidence)
+    return fmt, joints, betas, valid
+
+
+def solve(
+    joints: torch.Tensor,
+    fmt,
+    body,
+    betas: torch.Tensor | None = None,
+    confidence: torch.Tensor | None = None,
+    prev: DIKResult | None = None,
+    min_confidence: float = 0.3,
+    hinge_prior: bool = True,
+) -> DIKResult:
+    """Solve SMPL-layout rotations for a 3D skeleton.
+
+    Args:
+        joints: (B,J,3) or (J,3) joint positions in metres, in format ``fmt``, any right-handed
+            frame (e.g. the camera frame: x right, y down, z forward). NaN marks a missing joint.
+        fmt: a registered format name (``"h36m17"``, ``"smpl24"``, ``"coco17"``, ...) or object.
+        body: the :class:`~s2m_model.body.BodyModel` whose rest skeleton defines zero rotation.
+        betas: (B,10) body shape; zeros by default.
+        confidence: (B,J) in [0,1]; joints below ``min_confidence`` count as missing.
+        prev: the previous frame's result (temporal fallback for straight limbs).
+        hinge_prior: False gives the swing-only baseline (limbs as two independent minimal
+            swings; the limb twist is inherited from the parent instead of the limb plane).
+
+    Returns:
+        :class:`DIKResult`. Rotations the skeleton cannot determine (feet, hands, and the
+        joints whose inputs are missing) are identity with ``solved`` False.
+    """
+    fmt, joints, betas, valid = validate_inputs(joints, fmt, betas, confidence, min_confidence)
+    roles = format_roles(fmt)
+    needed = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_shoulder",
+              "right_shoulder", "left_elbow", "right_elbow")  # fmt: skip
+    lacking = [n for n in needed if n not in roles]
+    if lacking:
+        raise ValueError(f"format '{fmt.name}' lacks joints DIK needs: {lacking}")
+    batch = joints.shape[0]
+    dtype = joints.dtype
+    body_betas = betas.to(body.dtype)
+    rest = _rest_points(body, fmt, body_betas).to(dtype)
     clean = torch.where(valid[..., None], joints, torch.zeros_like(joints))
     prev_world = None
     if prev is not None and prev.rotmats is not None and prev.rotmats.shape[0] == batch:
         prev_world = _world_from_local(prev.rotmats.to(dtype))
     rest_joints = body.rest_joints(body_betas).to(dtype)
-    s = _Solver(clean, rest, roles, valid, prev_world, rest_joints)
+    s = _Solver(clean, rest, roles, valid, prev_world, rest_joints, hinge=hinge_prior)
 
     # Root: hip line + the direction to the next spine point.
     up = "spine1" if s.has("spine1", "spine2", "spine3") else "thorax"
