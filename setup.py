@@ -28,7 +28,10 @@ setup(
         ("share/ament_index/resource_index/packages", ["resource/" + PACKAGE]),
         ("share/" + PACKAGE, ["package.xml"]),
         ("share/" + PACKAGE + "/launch", _data("launch", "*.launch.py")),
-        ("share/" + PACKAGE + "/config", _data("config", "*.yaml") + _data("config", "*.rviz")),
+        (
+            "share/" + PACKAGE + "/config",
+            _data("config", "*.yaml") + _data("config", "*.rviz") + _data("config", "*.xml"),
+        ),
     ],
     entry_points={
         "console_scripts": [

@@ -8,6 +8,8 @@
 Outputs (namespace ``s2m`` by default): /s2m/bodies (s2m_ros/BodyArray), /s2m/mesh
 (s2m_ros/BodyMesh) with /s2m/mesh_faces (latched), /s2m/markers, /tf frames
 ``s2m/<track_id>/<joint>``. Parameters: config/live.yaml (``params_file:=`` to replace it).
+FastDDS gets config/fastdds_large_data.xml (``fastdds_profile:=`` to change it) so best-effort
+640x480 images are not lost in its default 512 kB shared-memory segment.
 Needs a ROS 2 distro (launch, launch_ros); camera drivers and rviz2 only when selected.
 """
 
@@ -15,7 +17,7 @@ from __future__ import annotations
 
 import os
 
-from launch.actions import DeclareLaunchArgument, OpaqueFunction
+from launch.actions import DeclareLaunchArgument, OpaqueFunction, SetEnvironmentVariable
 from launch.conditions import IfCondition
 from launch.substitutions import LaunchConfiguration, PathJoinSubstitution
 from launch_ros.actions import Node
@@ -24,6 +26,18 @@ from launch_ros.substitutions import FindPackageShare
 from launch import LaunchDescription
 
 CAMERAS = ("usb_cam", "v4l2_camera", "file", "none")
+
+
+def _fastdds_profile(context, *args, **kwargs) -> list[SetEnvironmentVariable]:
+    """FastDDS large-image profile for every node launched here, unless the user set one.
+
+    The default 512 kB shared-memory segment loses best-effort 640x480 images; the publisher's
+    (camera driver's) segment is the one that counts (config/fastdds_large_data.xml).
+    """
+    profile = LaunchConfiguration("fastdds_profile").perform(context)
+    if os.environ.get("FASTDDS_DEFAULT_PROFILES_FILE") or not profile:
+        return []
+    return [SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile)]
 
 
 def _camera_nodes(context, *args, **kwargs) -> list[Node]:
@@ -135,6 +149,12 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument(
             "params_file", default_value=PathJoinSubstitution([share, "config", "live.yaml"])
         ),
+        DeclareLaunchArgument(
+            "fastdds_profile",
+            default_value=PathJoinSubstitution([share, "config", "fastdds_large_data.xml"]),
+            description="FastDDS profile for large images ('' = none; an exported "
+            "FASTDDS_DEFAULT_PROFILES_FILE wins)",
+        ),
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"]),
         DeclareLaunchArgument(
             "rviz_config", default_value=PathJoinSubstitution([share, "config", "s2m.rviz"])
@@ -151,6 +171,7 @@ def generate_launch_description() -> LaunchDescription:
     return LaunchDescription(
         [
             *arguments,
+            OpaqueFunction(function=_fastdds_profile),
             OpaqueFunction(function=_camera_nodes),
             OpaqueFunction(function=_s2m_node),
             rviz,
