@@ -26,17 +26,10 @@ import numpy as np
 import roma
 import torch
 
+from s2m_model.skeletons.base import SMPL_JOINT_NAMES, SMPL_PARENTS
+
 log = logging.getLogger(__name__)
 
-SMPL_JOINT_NAMES: tuple[str, ...] = (
-    "pelvis", "left_hip", "right_hip", "spine1", "left_knee", "right_knee", "spine2",
-    "left_ankle", "right_ankle", "spine3", "left_foot", "right_foot", "neck", "left_collar",
-    "right_collar", "head", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
-    "left_wrist", "right_wrist", "left_hand", "right_hand",
-)  # fmt: skip
-SMPL_PARENTS: tuple[int, ...] = (
-    -1, 0, 0, 0, 1, 2, 3, 4, 5, 6, 7, 8, 9, 9, 9, 12, 13, 14, 16, 17, 18, 19, 20, 21,
-)  # fmt: skip
 
 # SMPL joint -> the Anny bone whose head is the joint and whose delta carries the rotation.
 # Feet and hands have no single bone: their joint is the mean of several heads (below).

@@ -7,25 +7,9 @@ from typing import Protocol, runtime_checkable
 
 import numpy as np
 
-COCO17_NAMES: tuple[str, ...] = (
-    "nose",
-    "left_eye",
-    "right_eye",
-    "left_ear",
-    "right_ear",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-)
+from s2m_model.skeletons import get_format
+
+COCO17_NAMES: tuple[str, ...] = get_format("coco17").joint_names
 """COCO-17 keypoint order (left/right from the person's point of view)."""
 
 

@@ -15,49 +15,14 @@ import numpy as np
 
 from s2m_model.detect.base import Detection
 from s2m_model.image import MAX_IMAGE_SIDE, validate_image
+from s2m_model.skeletons import get_format
 
 log = logging.getLogger(__name__)
 
-BLAZEPOSE33_NAMES: tuple[str, ...] = (
-    "nose",
-    "left_eye_inner",
-    "left_eye",
-    "left_eye_outer",
-    "right_eye_inner",
-    "right_eye",
-    "right_eye_outer",
-    "left_ear",
-    "right_ear",
-    "mouth_left",
-    "mouth_right",
-    "left_shoulder",
-    "right_shoulder",
-    "left_elbow",
-    "right_elbow",
-    "left_wrist",
-    "right_wrist",
-    "left_pinky",
-    "right_pinky",
-    "left_index",
-    "right_index",
-    "left_thumb",
-    "right_thumb",
-    "left_hip",
-    "right_hip",
-    "left_knee",
-    "right_knee",
-    "left_ankle",
-    "right_ankle",
-    "left_heel",
-    "right_heel",
-    "left_foot_index",
-    "right_foot_index",
-)
+BLAZEPOSE33_NAMES: tuple[str, ...] = get_format("blazepose33").joint_names
 """BlazePose 33-landmark order (MediaPipe ``PoseLandmark``)."""
 
-BLAZEPOSE_TO_COCO17: tuple[int, ...] = (
-    0, 2, 5, 7, 8, 11, 12, 13, 14, 15, 16, 23, 24, 25, 26, 27, 28
-)
+BLAZEPOSE_TO_COCO17: tuple[int, ...] = tuple(get_format("blazepose33").to_formats["coco17"])
 """For each COCO-17 keypoint, its BlazePose index (eyes = the eye-centre landmarks 2 and 5)."""
 
 BLAZEPOSE_EXTRAS: tuple[str, ...] = (
