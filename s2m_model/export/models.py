@@ -141,3 +141,14 @@ def _dik(args: argparse.Namespace) -> ExportSpec:
 def _dik_body(args: argparse.Namespace) -> ExportSpec:
     """DIK + body forward (vertices, joints): skeleton -> mesh in one graph."""
     return _dik_spec(args, with_body=True)
+
+
+@register_exportable("lifter")
+def _lifter(args: argparse.Namespace) -> ExportSpec:
+    """2D->3D lifter: normalised coco17 (B,51) -> h36m17 metres (B,51); shipped default weights
+    unless ``--checkpoint`` names an ``s2m train lifter`` checkpoint."""
+    from s2m_model.lifter import load_lifter
+    from s2m_model.lifter.model import example_input
+
+    lifter = load_lifter(getattr(args, "checkpoint", None) or "default")
+    return lifter, (example_input(args.batch),), ["keypoints_2d_norm"], ["joints_3d"]
