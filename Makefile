@@ -9,7 +9,7 @@ INSTALLED := $(VENV)/.s2m-installed
 MSGS_BUILT := $(VENV)/.s2m-msgs-built
 export ROS_AUTOMATIC_DISCOVERY_RANGE ?= LOCALHOST
 
-.PHONY: demo test setup msgs lint bench clean help
+.PHONY: demo test setup msgs lint bench open-benchmark clean help
 
 help:  ## list targets
 	@grep -E '^[a-z-]+:.*##' $(MAKEFILE_LIST) | sed 's/:.*## /\t/'
@@ -50,6 +50,13 @@ lint: setup  ## ruff only
 
 bench: setup  ## run every benchmark (JSON on stdout)
 	@for b in bench/*.py; do echo "== $$b"; $(PY) $$b || exit 1; done
+
+OPEN_BENCH ?= data/s2m-open
+open-benchmark: setup  ## rebuild the open benchmark from ../shared/data and score every method
+	@set -e; for s in "train 20000 0" "val 2000 1" "test 2000 2" "test-cmu 1000 3"; do set -- $$s; \
+	  $(VENV)/bin/s2m data build --out $(OPEN_BENCH)/$$1 --split $$1 --n $$2 --seed $$3 --workers 2; done
+	$(VENV)/bin/s2m eval --method all --data $(OPEN_BENCH)/test --out out/eval-test
+	$(VENV)/bin/s2m eval --method all --data $(OPEN_BENCH)/test-cmu --out out/eval-test-cmu
 
 clean:  ## remove the venv and outputs (the body-model cache in ~/.cache/s2m stays)
 	rm -rf $(VENV) out build
