@@ -55,7 +55,7 @@ for _s, _a in (("left", "L"), ("right", "R")):
 ANNY_TO_SMPL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
 NUM_BETAS = 10
-BUILD_VERSION = 1
+BUILD_VERSION = 2  # bump whenever the build changes: cached files carry it in their name
 
 
 def bone_part(bone_names: list[str], parents: list[int]) -> np.ndarray:
