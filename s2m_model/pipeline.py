@@ -678,33 +678,29 @@ class Pipeline:
                         fmt.name, exc)
             return None
 
+    def _filter(self, values, tracks, stamp: float, key: str, make_filter):
+        """Per-track filtering of ``values[i]``; each track keeps its filter in ``state[key]``."""
+        out = values.clone() if isinstance(values, torch.Tensor) else values.copy()
+        for i, track in enumerate(tracks):
+            filt = track.state.get(key)
+            if filt is None:
+                filt = track.state[key] = make_filter()
+            out[i] = filt(values[i], stamp)
+        return out
+
     def _filter_rotations(self, rotmats: torch.Tensor, tracks, stamp: float) -> torch.Tensor:
         from s2m_model.temporal import SO3OneEuroFilter
 
         cfg = self.config
-        out = rotmats.clone()
-        for i, track in enumerate(tracks):
-            filt = track.state.get("rot_filter")
-            if filt is None:
-                filt = track.state["rot_filter"] = SO3OneEuroFilter(
-                    cfg.rot_min_cutoff, cfg.rot_beta, cfg.d_cutoff
-                )
-            out[i] = filt(rotmats[i], stamp)
-        return out
+        return self._filter(rotmats, tracks, stamp, "rot_filter", lambda: SO3OneEuroFilter(
+            cfg.rot_min_cutoff, cfg.rot_beta, cfg.d_cutoff))  # fmt: skip
 
     def _filter_translations(self, transl: np.ndarray, tracks, stamp: float) -> np.ndarray:
         from s2m_model.temporal import OneEuroFilter
 
         cfg = self.config
-        out = transl.copy()
-        for i, track in enumerate(tracks):
-            filt = track.state.get("transl_filter")
-            if filt is None:
-                filt = track.state["transl_filter"] = OneEuroFilter(
-                    cfg.transl_min_cutoff, cfg.transl_beta, cfg.d_cutoff
-                )
-            out[i] = filt(transl[i], stamp)
-        return out
+        return self._filter(transl, tracks, stamp, "transl_filter", lambda: OneEuroFilter(
+            cfg.transl_min_cutoff, cfg.transl_beta, cfg.d_cutoff))  # fmt: skip
 
     def _solve(
         self, joints, fmt, conf, tracks, stamp: float, timings: dict[str, float],
