@@ -14,7 +14,9 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from .files import cache_dir, file_lock, load_npz, resolve_model_file, save_npz_atomic
+from s2m_model.util.files import cache_dir, file_lock, save_npz_atomic
+
+from .files import load_npz, resolve_model_file
 from .free import BUILD_VERSION, SMPL_JOINT_NAMES, SMPL_PARENTS
 from .model import BodyModel, BodyOutput
 

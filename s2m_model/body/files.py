@@ -7,17 +7,17 @@ file, so do it only with files from a source you trust (the SMPL website).
 
 from __future__ import annotations
 
-import contextlib
-import fcntl
 import logging
 import os
 import pickle
 import sys
 import warnings
-import zipfile
 from pathlib import Path
 
 import numpy as np
+
+from s2m_model.util.files import cache_dir, save_npz_atomic
+from s2m_model.util.files import load_npz as read_npz
 
 log = logging.getLogger(__name__)
 
@@ -29,36 +29,6 @@ HOW_TO_GET = (
     "(SMPL_NEUTRAL.pkl from https://smpl.is.tue.mpg.de, or an .npz converted with "
     "`s2m body convert`)."
 )
-
-
-def cache_dir() -> Path:
-    """``$S2M_CACHE_DIR``, else ``$XDG_CACHE_HOME/s2m``, else ``~/.cache/s2m``."""
-    env = os.environ.get("S2M_CACHE_DIR")
-    if env:
-        return Path(env).expanduser()
-    base = os.environ.get("XDG_CACHE_HOME") or Path.home() / ".cache"
-    return Path(base) / "s2m"
-
-
-@contextlib.contextmanager
-def file_lock(path: Path):
-    """Exclusive lock so that concurrent processes build a cached file only once."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_suffix(path.suffix + ".lock"), "w") as handle:
-        fcntl.flock(handle, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(handle, fcntl.LOCK_UN)
-
-
-def save_npz_atomic(path: Path, arrays: dict[str, np.ndarray]) -> Path:
-    """Write ``arrays`` to ``path`` via a temporary file + rename (never a half-written file)."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    tmp = path.with_name(path.name + f".tmp{os.getpid()}.npz")
-    np.savez(tmp, **arrays)
-    os.replace(tmp, path)
-    return path
 
 
 def validate_model_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[str, np.ndarray]:
@@ -93,12 +63,9 @@ def load_npz(path: str | os.PathLike) -> dict[str, np.ndarray]:
     if not path.is_file():
         raise FileNotFoundError(f"body model file not found: {path}. {HOW_TO_GET}")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except ValueError as exc:  # object arrays need pickle: refuse
-        raise ValueError(f"{path}: holds pickled objects, refusing to load ({exc}).") from exc
-    except (OSError, EOFError, zipfile.BadZipFile) as exc:
-        raise ValueError(f"{path}: corrupt or not an .npz file ({exc}). {HOW_TO_GET}") from exc
+        arrays = read_npz(path)
+    except ValueError as exc:  # corrupt, or object arrays that would need pickle: refuse
+        raise ValueError(f"{exc}. {HOW_TO_GET}") from None
     return validate_model_arrays(arrays, str(path))
 
 

@@ -144,7 +144,7 @@ def _clip_name(dataset: str, stem: str) -> str:
 
 def _archive_stems(archive: Path) -> list[str]:
     """Clip stems of a Bandai archive; the listing (a full decompression) is cached."""
-    from s2m_model.body.files import cache_dir
+    from s2m_model.util.files import cache_dir
 
     st = archive.stat()
     index = cache_dir() / "mocap-fits" / f"index-{archive.name}-{st.st_size}.json"
@@ -646,7 +646,7 @@ _FIT_ARRAYS = ("global_orient", "body_pose", "transl", "frame_index", "joint_err
 
 
 def _save_fits(path: Path, fits: Sequence[MocapFit]) -> None:
-    from s2m_model.body.files import save_npz_atomic
+    from s2m_model.util.files import save_npz_atomic
 
     arrays: dict[str, np.ndarray] = {
         "names": np.array([f.name for f in fits]),
@@ -666,7 +666,7 @@ def _save_fits(path: Path, fits: Sequence[MocapFit]) -> None:
 
 
 def _load_fits(path: Path) -> dict[str, MocapFit]:
-    from s2m_model.data.datasets._common import load_npz
+    from s2m_model.util.files import load_npz
 
     a = load_npz(path)
     bounds = np.cumsum([0, *a["counts"].tolist()])
@@ -686,7 +686,7 @@ def _load_fits(path: Path) -> dict[str, MocapFit]:
 
 def fit_cache_path(dataset: str, body, subsample: int | None, refine_steps: int) -> Path:
     """``<cache>/mocap-fits/v<FIT_VERSION>/<dataset>-<body>-<hash>-s<step>-r<steps>.npz``."""
-    from s2m_model.body.files import cache_dir
+    from s2m_model.util.files import cache_dir
 
     step = "auto" if subsample is None else str(subsample)
     return (

@@ -11,8 +11,6 @@ import json
 import math
 import os
 import re
-import zipfile
-import zlib
 from collections.abc import Iterator, Mapping, Sequence
 from pathlib import Path
 from typing import Any
@@ -20,6 +18,7 @@ from typing import Any
 import numpy as np
 
 from s2m_model.skeletons import get_format
+from s2m_model.util.files import load_npz
 
 MANIFEST = "manifest.json"
 GENERATOR_NAME = "s2m-data"
@@ -192,12 +191,9 @@ def read_shard(path: str | os.PathLike[str], manifest: Mapping[str, Any]) -> dic
     if not path.is_file():
         raise ValueError(f"{path}: shard listed in the manifest is missing")
     try:
-        with np.load(path, allow_pickle=False) as data:
-            arrays = {k: data[k] for k in data.files}
-    except ValueError as exc:
-        raise ValueError(f"{path}: corrupt shard or pickled content ({exc})") from None
-    except (OSError, EOFError, zipfile.BadZipFile, zlib.error) as exc:
-        raise ValueError(f"{path}: corrupt shard ({exc})") from None
+        arrays = load_npz(path)
+    except ValueError as exc:  # corrupt archive or pickled content
+        raise ValueError(f"corrupt shard: {exc}") from None
     n = check_arrays(arrays, manifest["formats"], manifest["mask_size"], where=str(path))
     clip = arrays["clip_id"]
     if n and (clip.min() < 0 or clip.max() >= len(manifest["clips"])):

@@ -1,43 +1,14 @@
-"""Shared helpers for the dataset loaders: safe .npz/.mat reading with clear errors."""
+"""Shared helpers for the dataset loaders: key checks and safe .mat reading with clear errors.
+
+``.npz`` files are read by :func:`s2m_model.util.files.load_npz` (the one npz reader).
+"""
 
 from __future__ import annotations
 
-import zipfile
 from pathlib import Path
 from typing import Any
 
 import numpy as np
-
-
-def load_npz(path: str | Path) -> dict[str, np.ndarray]:
-    """All arrays of an ``.npz`` file, read with ``allow_pickle=False``.
-
-    Raises:
-        FileNotFoundError: ``path`` does not exist.
-        ValueError: not an ``.npz`` archive, or an entry needs unpickling (object arrays).
-    """
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"{path}: no such file")
-    try:
-        npz = np.load(path, allow_pickle=False)
-    except (OSError, zipfile.BadZipFile, EOFError, ValueError) as exc:
-        raise ValueError(f"{path}: not a readable .npz archive ({exc})") from exc
-    if not isinstance(npz, np.lib.npyio.NpzFile):
-        raise ValueError(f"{path}: expected an .npz archive, found a single .npy array")
-    out = {}
-    with npz:
-        for key in npz.files:
-            try:
-                out[key] = npz[key]
-            except ValueError as exc:
-                raise ValueError(
-                    f"{path}: key {key!r} holds pickled objects, which are never loaded "
-                    "(re-save it as a plain numeric/string array)"
-                ) from exc
-            except (OSError, zipfile.BadZipFile, EOFError) as exc:
-                raise ValueError(f"{path}: key {key!r} is unreadable ({exc})") from exc
-    return out
 
 
 def require(data: dict[str, Any], keys: tuple[str, ...], path: str | Path, what: str) -> None:

@@ -28,7 +28,8 @@ from typing import Literal
 
 import numpy as np
 
-from s2m_model.data.datasets._common import load_npz, numeric, require
+from s2m_model.data.datasets._common import numeric, require
+from s2m_model.util.files import load_npz
 
 #: H36M-17 joint order (VideoPose3D / mmpose / the paper notes).
 H36M17_JOINTS: tuple[str, ...] = (
