@@ -94,7 +94,8 @@ def plausible_params(batch: int, seed: int, body) -> dict[str, torch.Tensor]:
 
 def bandai_params(batch: int, seed: int, body) -> tuple[dict[str, torch.Tensor], dict]:
     """``batch`` frames drawn from the fitted held-in (train) Bandai dataset-1 clips."""
-    from s2m_model.data.mocap import fit_clips, list_clips
+    from s2m_model.data.catalogue import list_clips
+    from s2m_model.data.fit_cache import fit_clips
 
     refs = [r for r in list_clips(SHARED_DATA, ["bandai-1"]) if r.split == "train"]
     fits = list(fit_clips(refs, body).values())

@@ -1,4 +1,5 @@
-"""Mocap -> body fitting: synthetic clips with known answers, a real Bandai clip, splits, cache."""
+"""Mocap -> body fitting: synthetic clips with known answers, a real Bandai clip, splits, cache
+(``data.catalogue``, ``data.mocap_fit``, ``data.fit_cache``, ``data.fit_report``)."""
 
 from __future__ import annotations
 
@@ -8,8 +9,9 @@ import roma
 import torch
 
 from s2m_model.body import SMPL_JOINT_NAMES
-from s2m_model.data import Motion, mocap
+from s2m_model.data import Motion, catalogue, fit_cache, mocap_fit
 from s2m_model.skeletons import get_format
+from s2m_model.smpl_layout import world_from_local
 
 J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
 
@@ -34,7 +36,7 @@ def synthetic_bandai(body, frames: int = 16, seed: int = 0) -> tuple[Motion, dic
     out = body(betas=betas.expand(frames, 10), global_orient=orient, body_pose=pose,
                transl=transl)  # fmt: skip
     joints = out.joints.numpy()
-    world = mocap._world_rotations(roma.rotvec_to_rotmat(torch.cat([orient[:, None], pose], 1)))
+    world = world_from_local(roma.rotvec_to_rotmat(torch.cat([orient[:, None], pose], 1)))
     fmt = get_format("bandai27")
     pos = np.zeros((frames, fmt.num_joints, 3))
     for name, smpl in fmt.smpl_map.items():
@@ -56,7 +58,7 @@ def synthetic_bandai(body, frames: int = 16, seed: int = 0) -> tuple[Motion, dic
 
 def test_synthetic_clip_is_recovered(body):
     motion, truth = synthetic_bandai(body)
-    fit = mocap.fit_motion(motion, body, subsample=1, refine_steps=20)
+    fit = mocap_fit.fit_motion(motion, body, subsample=1, refine_steps=20)
     assert fit.num_frames == motion.num_frames
     assert fit.source_format == "bandai27" and fit.fps == 30.0
     for arr in (fit.global_orient, fit.body_pose, fit.transl, fit.betas):
@@ -71,7 +73,7 @@ def test_synthetic_clip_is_recovered(body):
     rot = roma.rotvec_to_rotmat(
         torch.cat([torch.tensor(fit.global_orient)[:, None], torch.tensor(fit.body_pose)], 1)
     )
-    head = mocap._world_rotations(rot.double())[:, J["head"]]
+    head = world_from_local(rot.double())[:, J["head"]]
     angle = roma.rotmat_geodesic_distance(head, torch.as_tensor(truth["head_world"]))
     assert float(angle.max()) < np.radians(3.0), angle
 
@@ -79,7 +81,7 @@ def test_synthetic_clip_is_recovered(body):
 def test_reported_errors_match_the_body(body):
     """joint_error_mm is what the body model actually gives for the fitted parameters."""
     motion, _ = synthetic_bandai(body, frames=6, seed=1)
-    fit = mocap.fit_motion(motion, body, subsample=2, refine_steps=5)
+    fit = mocap_fit.fit_motion(motion, body, subsample=2, refine_steps=5)
     np.testing.assert_array_equal(fit.frame_index, [0, 2, 4])
     out = body(
         betas=torch.tensor(fit.betas, dtype=torch.float64)[None].expand(3, 10),
@@ -95,58 +97,88 @@ def test_reported_errors_match_the_body(body):
 
 
 def test_betas_match_bone_lengths(body):
-    layout = mocap._Layout.of("bandai27")
+    layout = mocap_fit.MocapLayout.of("bandai27")
     betas = torch.tensor([[0.8, -0.5, 0.3, 0, 0, 0, 0, 0, 0, 0]], dtype=torch.float64)
     rest = body.rest_joints(betas)
     lengths = torch.stack([
         (rest[:, b].mean(1) - rest[:, a].mean(1)).norm(dim=-1) for a, b, _, _ in layout.lengths
     ], 1)  # fmt: skip
-    est = mocap.estimate_betas(lengths, body, layout)
+    est = mocap_fit.estimate_betas(lengths, body, layout)
     rest_est = body.rest_joints(est)
     got = torch.stack([
         (rest_est[:, b].mean(1) - rest_est[:, a].mean(1)).norm(dim=-1)
         for a, b, _, _ in layout.lengths
     ], 1)  # fmt: skip
     assert float((got - lengths).abs().max()) < 0.01
-    assert float(est.abs().max()) <= mocap.BETA_LIMIT
+    assert float(est.abs().max()) <= mocap_fit.BETA_LIMIT
+
+
+def test_rest_joint_basis_is_the_linear_rest_skeleton(body):
+    mean, dirs = mocap_fit.rest_joint_basis(body, torch.float64)
+    betas = torch.randn(4, 10, dtype=torch.float64)
+    expected = body.rest_joints(betas)
+    got = mean + torch.einsum("jck,bk->bjc", dirs, betas)
+    torch.testing.assert_close(got, expected, atol=1e-9, rtol=0)
+
+
+def test_fit_stats_and_report_plot(body, tmp_path):
+    from s2m_model.data.fit_report import plot_fit_report
+
+    motion, _ = synthetic_bandai(body, frames=5)
+    fits = mocap_fit.fit_motions([motion, motion], body, names=["a/x_001", "b/y_002"],
+                                 subsample=1, refine_steps=0)  # fmt: skip
+    clip = mocap_fit.clip_fit_stats(fits[0])
+    assert clip["frames"] == 5 and clip["fitted_frames"] == 5
+    assert clip["joint_error_mm"]["mean"] == round(float(fits[0].joint_error_mm.mean()), 2)
+    assert clip["joint_error_mm"]["max"] == round(float(fits[0].joint_error_mm.max()), 2)
+    ds = mocap_fit.dataset_fit_stats(fits)
+    assert ds["clips"] == 2 and ds["fitted_frames"] == 10
+    assert set(ds["per_joint_error_mm"]) == set(fits[0].mapped_joints)
+    with pytest.raises(ValueError, match="at least one"):
+        mocap_fit.dataset_fit_stats([])
+    clips = [{"dataset": "bandai-1", **clip}, {"dataset": "cmu", **clip}]
+    plot_fit_report(tmp_path / "r.png", clips, ["bandai-1", "cmu"])
+    assert (tmp_path / "r.png").stat().st_size > 1000
+    with pytest.raises(ValueError, match="no fits"):
+        fit_cache.save_fits(tmp_path / "none.npz", [])
 
 
 def test_bad_input(body):
     motion, _ = synthetic_bandai(body, frames=3)
     with pytest.raises(ValueError, match="subsample"):
-        mocap.fit_motion(motion, body, subsample=0)
+        mocap_fit.fit_motion(motion, body, subsample=0)
     bad = Motion(**{**motion.__dict__, "positions": motion.positions.copy()})
     bad.positions[1, 3, 0] = np.nan
     with pytest.raises(ValueError, match="NaN"):
-        mocap.fit_motion(bad, body)
+        mocap_fit.fit_motion(bad, body)
     unknown = Motion(**{**motion.__dict__, "format": None})
     with pytest.raises(ValueError, match="format"):
-        mocap.fit_motion(unknown, body)
-    assert mocap.fit_motions([], body) == []
+        mocap_fit.fit_motion(unknown, body)
+    assert mocap_fit.fit_motions([], body) == []
 
 
 def test_splits_are_deterministic_and_grouped():
     names = [f"dataset-2/content{c}_style{s}_{k:03d}" for c in range(40) for s in range(10)
              for k in (1, 2, 7)]  # fmt: skip
-    splits = [mocap.split_of(n) for n in names]
-    assert splits == [mocap.split_of(n) for n in names]
+    splits = [catalogue.split_of(n) for n in names]
+    assert splits == [catalogue.split_of(n) for n in names]
     by_group: dict[str, set[str]] = {}
     for n, s in zip(names, splits, strict=True):
-        by_group.setdefault(mocap.bandai_group(n), set()).add(s)
+        by_group.setdefault(catalogue.bandai_group(n), set()).add(s)
     assert all(len(s) == 1 for s in by_group.values())  # takes never straddle splits
     frac = {s: splits.count(s) / len(splits) for s in ("train", "val", "test")}
     assert abs(frac["train"] - 0.8) < 0.06 and 0.05 < frac["val"] < 0.15, frac
-    assert mocap.split_of("cmu/131_01") == "test-cmu"
-    assert mocap.bandai_group("dataset-1/walk_normal_001") == "dataset-1/walk_normal"
+    assert catalogue.split_of("cmu/131_01") == "test-cmu"
+    assert catalogue.bandai_group("dataset-1/walk_normal_001") == "dataset-1/walk_normal"
 
 
 def test_fit_cache_round_trip(body, tmp_path):
     motion, _ = synthetic_bandai(body, frames=5)
-    fits = mocap.fit_motions([motion, motion], body, names=["a/x_001", "b/y_002"],
+    fits = mocap_fit.fit_motions([motion, motion], body, names=["a/x_001", "b/y_002"],
                              subsample=2, refine_steps=3)  # fmt: skip
     path = tmp_path / "fits.npz"
-    mocap._save_fits(path, fits)
-    back = mocap._load_fits(path)
+    fit_cache.save_fits(path, fits)
+    back = fit_cache.load_fits(path)
     assert list(back) == ["a/x_001", "b/y_002"]
     for f in fits:
         g = back[f.name]
@@ -162,7 +194,7 @@ def test_real_bandai_clip(body, shared_data):
 
     archive = shared_data / "bandai-motion" / "dataset-1.tar.xz"
     _, motion, _ = next(iter_bandai_clips(archive, pattern="dataset-1_walk_normal_001"))
-    fit = mocap.fit_motion(motion, body)
+    fit = mocap_fit.fit_motion(motion, body)
     assert fit.subsample == 4 and fit.num_frames == -(-motion.num_frames // 4)
     # Measured (FIT_VERSION 1): limb 18 mm, bone 0.6 deg, joint 62 mm (hip/shoulder width and
     # spine heights differ between the skeletons by definition).
@@ -177,27 +209,27 @@ def test_real_bandai_clip(body, shared_data):
 
 
 def test_list_clips_and_cached_fits(body, shared_data, tmp_path, monkeypatch):
-    refs = mocap.list_clips(shared_data, ["cmu"])
+    refs = catalogue.list_clips(shared_data, ["cmu"])
     assert [r.name for r in refs] == ["cmu/131_01", "cmu/131_02", "cmu/131_03"]
     assert {r.split for r in refs} == {"test-cmu"}
     monkeypatch.setenv("S2M_CACHE_DIR", str(tmp_path))
-    fits = mocap.fit_clips(refs[:1], body, refine_steps=2)
-    path = mocap.fit_cache_path("cmu", body, None, 2)
+    fits = fit_cache.fit_clips(refs[:1], body, refine_steps=2)
+    path = fit_cache.fit_cache_path("cmu", body, None, 2)
     assert path.is_file() and set(fits) == {"cmu/131_01"}
-    again = mocap.fit_clips(refs, body, refine_steps=2)  # whole dataset was fitted and cached
+    again = fit_cache.fit_clips(refs, body, refine_steps=2)  # whole dataset was fitted and cached
     np.testing.assert_array_equal(again["cmu/131_01"].body_pose, fits["cmu/131_01"].body_pose)
     assert again["cmu/131_01"].subsample == 16  # 120 fps -> 7.5 Hz
     with pytest.raises(ValueError, match="unknown mocap datasets"):
-        mocap.list_clips(shared_data, ["nope"])
+        catalogue.list_clips(shared_data, ["nope"])
     with pytest.raises(FileNotFoundError):
-        mocap.list_clips(tmp_path / "missing")
+        catalogue.list_clips(tmp_path / "missing")
 
 
 def test_bandai_splits_are_disjoint(shared_data):
-    refs = mocap.list_clips(shared_data, ["bandai-1"])
+    refs = catalogue.list_clips(shared_data, ["bandai-1"])
     assert len(refs) == 174 and len({r.name for r in refs}) == 174
     groups: dict[str, set[str]] = {}
     for r in refs:
-        groups.setdefault(mocap.bandai_group(r.name), set()).add(r.split)
+        groups.setdefault(catalogue.bandai_group(r.name), set()).add(r.split)
     assert all(len(s) == 1 for s in groups.values())
     assert {r.split for r in refs} == {"train", "val", "test"}

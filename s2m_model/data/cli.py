@@ -89,8 +89,8 @@ def _build(args: argparse.Namespace) -> int:
 def _fit_report(args: argparse.Namespace) -> int:
     import json
 
+    from .fit_report import write_fit_report
     from .generator import default_shared_dir
-    from .mocap import write_fit_report
 
     shared = args.shared if args.shared is not None else default_shared_dir()
     summary = write_fit_report(args.out, shared, args.datasets, body_name=args.body)

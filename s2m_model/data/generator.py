@@ -39,16 +39,9 @@ import roma
 import torch
 
 from s2m_model.data import shards
-from s2m_model.data.mocap import (
-    DEFAULT_REFINE_STEPS,
-    FIT_VERSION,
-    LICENCES,
-    SPLITS,
-    MocapFit,
-    fit_clips,
-    list_clips,
-    single_thread,
-)
+from s2m_model.data.catalogue import LICENCES, SPLITS, list_clips
+from s2m_model.data.fit_cache import fit_clips, single_thread
+from s2m_model.data.mocap_fit import DEFAULT_REFINE_STEPS, FIT_VERSION, MocapFit
 from s2m_model.skeletons import get_format
 
 log = logging.getLogger(__name__)
