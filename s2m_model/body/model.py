@@ -7,15 +7,16 @@ from dataclasses import dataclass
 import numpy as np
 import torch
 
-from .free import SMPL_JOINT_NAMES, SMPL_PARENTS
+from s2m_model.smpl_layout import JOINT_NAMES, NUM_BETAS, NUM_BODY_JOINTS, NUM_JOINTS, PARENTS
 
-NUM_BETAS = 10
+#: smplx's pose-corrective features: one flattened 3x3 (R - I) per non-root joint.
+NUM_POSE_FEATURES = NUM_BODY_JOINTS * 9
 
 
 @dataclass
 class BodyOutput:
     """Posed body. ``vertices`` (B,V,3) (None if not requested) and ``joints`` (B,24,3) in
-    metres, body frame."""
+    metres, body frame (24 = :data:`~s2m_model.smpl_layout.NUM_JOINTS`)."""
 
     vertices: torch.Tensor | None
     joints: torch.Tensor
@@ -35,7 +36,7 @@ def _smplx_layer(arrays: dict[str, np.ndarray], dtype: torch.dtype):
     data = {k: np.ascontiguousarray(v) for k, v in arrays.items() if k in keys}
     data["shapedirs"] = data["shapedirs"][:, :, :NUM_BETAS]
     if "posedirs" not in data:
-        data["posedirs"] = np.zeros((data["v_template"].shape[0], 3, 207))
+        data["posedirs"] = np.zeros((data["v_template"].shape[0], 3, NUM_POSE_FEATURES))
     # Same code path as an official SMPL file, minus the pickle: smplx reads the Struct.
     return smplx.SMPL(
         model_path="",
@@ -60,9 +61,13 @@ class BodyModel(torch.nn.Module):
 
     Rotations are axis-angle in radians, local to the parent joint (SMPL convention). The body
     frame is SMPL's: Y up, facing +Z, the body's left is +X; the zero pose is a T-pose.
+
+    The model's arrays are properties (``v_template``, ``shapedirs``, ``posedirs``,
+    ``J_regressor``, ``lbs_weights``, ``faces``, ``parents``); ``smpl`` is the underlying
+    ``smplx.SMPL`` layer, kept as the reference implementation (tests compare against it).
     """
 
-    joint_names: tuple[str, ...] = SMPL_JOINT_NAMES
+    joint_names: tuple[str, ...] = JOINT_NAMES
 
     def __init__(
         self,
@@ -76,7 +81,7 @@ class BodyModel(torch.nn.Module):
             raise ValueError(f"dtype must be torch.float32 or torch.float64, got {dtype}")
         self.name = name
         self.smpl = _smplx_layer(arrays, dtype)
-        self.register_buffer("_parents", torch.tensor(SMPL_PARENTS, dtype=torch.long))
+        self.register_buffer("_parents", torch.tensor(PARENTS, dtype=torch.long))
         self.register_buffer("faces_tensor", torch.as_tensor(arrays["f"].astype(np.int64)))
         landmarks = arrays.get("landmarks")
         names = arrays.get("landmark_names")
@@ -122,7 +127,23 @@ class BodyModel(torch.nn.Module):
 
     @property
     def J_regressor(self) -> torch.Tensor:  # noqa: N802 - SMPL's name
+        """(24,V) vertex -> SMPL joint regressor."""
         return self.smpl.J_regressor
+
+    @property
+    def shapedirs(self) -> torch.Tensor:
+        """(V,3,10) vertex offsets (metres) per unit beta."""
+        return self.smpl.shapedirs
+
+    @property
+    def posedirs(self) -> torch.Tensor:
+        """(207,3V) pose-corrective blend shapes in smplx's layout (all zero for s2m-free)."""
+        return self.smpl.posedirs
+
+    @property
+    def lbs_weights(self) -> torch.Tensor:
+        """(V,24) skinning weights (rows sum to 1), SMPL joint order."""
+        return self.smpl.lbs_weights
 
     # -- validation ---------------------------------------------------------------------------
     def _param(self, value, name: str, tail: tuple[int, ...], batch: int | None) -> torch.Tensor:
@@ -134,8 +155,8 @@ class BodyModel(torch.nn.Module):
             raise ValueError(f"{name} must be a torch tensor or numpy array, got {type(value)}")
         if not value.is_floating_point():
             raise ValueError(f"{name} must be floating point, got {value.dtype}")
-        if name == "body_pose" and value.ndim == 2 and value.shape[-1] == 69:
-            value = value.reshape(-1, 23, 3)
+        if name == "body_pose" and value.ndim == 2 and value.shape[-1] == NUM_BODY_JOINTS * 3:
+            value = value.reshape(-1, NUM_BODY_JOINTS, 3)
         if value.ndim != len(tail) + 1 or tuple(value.shape[1:]) != tail:
             raise ValueError(
                 f"{name} must have shape (B,{','.join(map(str, tail))}), got {tuple(value.shape)}"
@@ -163,7 +184,7 @@ class BodyModel(torch.nn.Module):
         betas = self._param(betas, "betas", (NUM_BETAS,), batch)
         batch = betas.shape[0]
         global_orient = self._param(global_orient, "global_orient", (3,), batch)
-        body_pose = self._param(body_pose, "body_pose", (23, 3), batch)
+        body_pose = self._param(body_pose, "body_pose", (NUM_BODY_JOINTS, 3), batch)
         transl = self._param(transl, "transl", (3,), batch)
         if self.zero_posedirs:
             vertices, joints = self._lbs(betas, global_orient, body_pose, transl, with_vertices)
@@ -171,13 +192,13 @@ class BodyModel(torch.nn.Module):
             out = self.smpl(
                 betas=betas,
                 global_orient=global_orient,
-                body_pose=body_pose.reshape(batch, 69),
+                body_pose=body_pose.reshape(batch, NUM_BODY_JOINTS * 3),
                 transl=transl,
                 return_verts=with_vertices,
             )
             # smplx appends extra joints picked by SMPL vertex ids; they are meaningless on
             # other topologies, so keep the 24 SMPL joints only.
-            vertices, joints = out.vertices, out.joints[:, :24]
+            vertices, joints = out.vertices, out.joints[:, :NUM_JOINTS]
         return BodyOutput(
             vertices=vertices,
             joints=joints,
@@ -195,9 +216,10 @@ class BodyModel(torch.nn.Module):
 
         batch = betas.shape[0]
         rot = batch_rodrigues(
-            torch.cat([global_orient, body_pose.reshape(batch, 69)], 1).reshape(-1, 3)
+            torch.cat([global_orient, body_pose.reshape(batch, NUM_BODY_JOINTS * 3)], 1)
+            .reshape(-1, 3)
         )
-        rot = rot.reshape(batch, 24, 3, 3)
+        rot = rot.reshape(batch, NUM_JOINTS, 3, 3)
         rest = self.rest_joints(betas)
         joints, rel = batch_rigid_transform(rot, rest, self._parents, dtype=self.dtype)
         joints = joints + transl[:, None]
@@ -226,8 +248,16 @@ class BodyModel(torch.nn.Module):
         if betas is None:
             betas = torch.zeros(1, NUM_BETAS, dtype=self.dtype, device=self.device)
         betas = self._param(betas, "betas", (NUM_BETAS,), None)
-        mean, dirs = self._rest_basis(fmt if isinstance(fmt, str) else fmt.name)
+        mean, dirs = self.rest_basis(fmt)
         return mean + torch.einsum("jcl,bl->bjc", dirs, betas)
+
+    def rest_basis(self, fmt="smpl24") -> tuple[torch.Tensor, torch.Tensor]:
+        """The rest skeleton of format ``fmt`` (name or object) as a linear function of betas:
+        ``(mean (J,3), dirs (J,3,10))`` with ``rest_points(b) == mean + dirs @ b`` (metres).
+
+        Cached per format; treat the tensors as read-only.
+        """
+        return self._rest_basis(fmt if isinstance(fmt, str) else fmt.name)
 
     def _rest_basis(self, name: str) -> tuple[torch.Tensor, torch.Tensor]:
         key = "rest:" + name
