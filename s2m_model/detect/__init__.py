@@ -15,13 +15,14 @@ from __future__ import annotations
 
 from typing import Any
 
-from s2m_model.detect.base import COCO17_NAMES, Detection, Detector
+from s2m_model.detect.base import COCO17_NAMES, Detection, Detector, DetectorError
 
 __all__ = [
     "COCO17_NAMES",
     "DETECTORS",
     "Detection",
     "Detector",
+    "DetectorError",
     "MediaPipeDetector",
     "OnnxKeypointDetector",
     "get_detector",

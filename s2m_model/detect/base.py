@@ -60,6 +60,12 @@ class Detection:
         return points
 
 
+class DetectorError(RuntimeError):
+    """The detector failed on a frame (a native/graph error), as opposed to finding nobody
+    (an empty list). The detector stays usable: the next ``detect`` call runs on a fresh
+    state. Callers count these failures where users see them (results, diagnostics)."""
+
+
 @runtime_checkable
 class Detector(Protocol):
     """Anything that finds people and their 2D keypoints in an RGB image."""
