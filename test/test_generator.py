@@ -10,8 +10,10 @@ import pytest
 import roma
 import torch
 
+from s2m_model.camera import Camera, project_points
 from s2m_model.data import generator as gen
-from s2m_model.data import mocap, shards
+from s2m_model.data import raster, shards, visibility
+from s2m_model.data.mocap_fit import MocapFit
 from s2m_model.skeletons import get_format
 
 J = {n: i for i, n in enumerate(get_format("smpl24").joint_names)}
@@ -22,7 +24,7 @@ def tiny_pool(frames: int = 5, seed: int = 0) -> gen.PosePool:
     """Poses in a Y-up world without real mocap: a fitted clip standing at (0.5, 0.95, -2)."""
     g = np.random.default_rng(seed)
     pose = (0.3 * g.standard_normal((frames, 23, 3))).astype(np.float32)
-    fit = mocap.MocapFit(
+    fit = MocapFit(
         name="synthetic/clip_001", betas=np.zeros(10, np.float32),
         global_orient=(g.standard_normal((frames, 3)) * [0.1, 1.5, 0.1]).astype(np.float32),
         body_pose=pose, transl=np.tile(np.float32([0.5, 0.95, -2.0]), (frames, 1)),
@@ -94,7 +96,7 @@ def test_samples_are_consistent_with_the_body(body, samples):
         reg = body.regress(out.vertices, fmt)
         assert float((reg - torch.tensor(s[f"joints3d_{fmt}"])).abs().max()) < 1e-4, fmt
     for fmt in SMALL.formats:
-        uv = gen.project(s[f"joints3d_{fmt}"].astype(np.float64), s["camera"].astype(np.float64))
+        uv = project_points(s[f"joints3d_{fmt}"].astype(np.float64), s["camera"].astype(np.float64))
         np.testing.assert_allclose(s[f"keypoints2d_{fmt}"][..., :2], uv, atol=1e-3)
         assert set(np.unique(s[f"keypoints2d_{fmt}"][..., 2])) <= {0.0, 1.0}
     # Camera draws within the documented ranges; the pelvis sits at the image centre.
@@ -122,7 +124,7 @@ def test_determinism(body32, samples):
 
 
 def test_mask_matches_the_reference_renderer(body32, samples):
-    from s2m_model.body.render import Camera, render_silhouette
+    from s2m_model.body.render import render_silhouette
     from s2m_model.eval.metrics import silhouette_iou
 
     s = samples
@@ -133,13 +135,14 @@ def test_mask_matches_the_reference_renderer(body32, samples):
               for k in ("betas", "global_orient", "body_pose", "transl")}  # fmt: skip
     verts = body32(**params).vertices[0].double().numpy()
     # The stored mask is this rasteriser at mask size (pixel centres sampled) ...
-    fx, fy, cx, cy = (float(v) for v in s["camera"][i])
-    depth, _ = gen.rasterize(verts, body32.faces, (fx / 4, fy / 4, cx / 4, cy / 4), (160, 120))
+    cam = Camera.coerce(s["camera"][i], 640, 480)
+    depth, _ = raster.rasterize(verts, body32.faces, cam.scaled(160, 120))
     assert np.array_equal(np.isfinite(depth), masks[i])
     # ... which agrees with Pillow's polygon fill at full size (at mask size Pillow also fills
     # every pixel an edge touches, a dilation of ~1 px that costs thin limbs 20% IoU).
-    full, _ = gen.rasterize(verts, body32.faces, (fx, fy, cx, cy), (640, 480))
-    ref = render_silhouette(verts, body32.faces, Camera(fx, fy, cx - 0.5, cy - 0.5, 640, 480))
+    full, _ = raster.rasterize(verts, body32.faces, cam)
+    ref = render_silhouette(verts, body32.faces,
+                            Camera(cam.fx, cam.fy, cam.cx - 0.5, cam.cy - 0.5, 640, 480))
     iou = float(silhouette_iou(torch.tensor(np.isfinite(full)), torch.tensor(ref)))
     assert iou > 0.93, iou
 
@@ -155,19 +158,19 @@ def _facing(body32, yaw_deg: float):
 
 @pytest.mark.parametrize("fmt", ["coco17", "h36m17"])
 def test_visibility_front_and_back(body32, fmt):
-    model = gen.visibility_models(body32, [fmt], gen.GeneratorConfig())[fmt]
+    model = visibility.visibility_models(body32, [fmt])[fmt]
     names = get_format(fmt).joint_names
     nose = names.index("nose" if fmt == "coco17" else "Nose")
-    camera = np.array([600.0, 600.0, 320.0, 240.0])
+    camera = Camera(600.0, 600.0, 320.0, 240.0, 640, 480)
     vis = {}
     for yaw in (0.0, 180.0):
         out = _facing(body32, yaw)
         verts = out.vertices[0].double().numpy()
         pts = (out.joints if fmt == "smpl24" else body32.regress(out.vertices, fmt))[0]
-        depth, label, _ = gen.depth_and_mask(verts, body32.faces, camera, (640, 480),
-                                             (160, 120), 0.5, gen.face_parts(body32))  # fmt: skip
-        vis[yaw] = gen.keypoint_visibility(pts.double().numpy(), camera, depth, label,
-                                           (640, 480), model)  # fmt: skip
+        depth, label, _ = raster.depth_and_mask(verts, body32.faces, camera, (160, 120), 0.5,
+                                                visibility.face_parts(body32))  # fmt: skip
+        vis[yaw] = visibility.keypoint_visibility(pts.double().numpy(), camera, depth, label,
+                                                  model)  # fmt: skip
     if fmt == "coco17":
         assert vis[0.0].all(), [n for n, v in zip(names, vis[0.0], strict=True) if not v]
         assert not vis[180.0][nose] and not vis[180.0][names.index("left_eye")]
@@ -179,7 +182,7 @@ def test_visibility_front_and_back(body32, fmt):
 
 
 def test_visibility_hidden_behind_the_torso_and_outside_the_image(body32):
-    model = gen.visibility_models(body32, ["smpl24"], gen.GeneratorConfig())["smpl24"]
+    model = visibility.visibility_models(body32, ["smpl24"])["smpl24"]
     pose = torch.zeros(1, 23, 3)
     # Left arm swung behind the back (seen from the front, the torso hides the wrist).
     pose[0, J["left_shoulder"] - 1] = torch.tensor([0.0, 1.4, 0.0])
@@ -189,34 +192,36 @@ def test_visibility_hidden_behind_the_torso_and_outside_the_image(body32):
                  transl=torch.tensor([[0.0, 0.0, 3.0]]))  # fmt: skip
     wrist = out.joints[0, J["left_wrist"]]
     assert float(wrist[2]) > float(out.joints[0, J["spine3"], 2]) + 0.05  # behind the torso
-    camera = np.array([600.0, 600.0, 320.0, 240.0])
+    camera = Camera(600.0, 600.0, 320.0, 240.0, 640, 480)
     verts = out.vertices[0].double().numpy()
-    depth, label, _ = gen.depth_and_mask(verts, body32.faces, camera, (640, 480), (160, 120),
-                                         0.5, gen.face_parts(body32))  # fmt: skip
+    depth, label, _ = raster.depth_and_mask(verts, body32.faces, camera, (160, 120), 0.5,
+                                            visibility.face_parts(body32))  # fmt: skip
     pts = out.joints[0].double().numpy()
-    vis = gen.keypoint_visibility(pts, camera, depth, label, (640, 480), model)
+    vis = visibility.keypoint_visibility(pts, camera, depth, label, model)
     assert not vis[J["left_wrist"]]
     assert vis[J["right_wrist"]] and vis[J["pelvis"]]
     # The same skeleton shifted out of the image: nothing visible.
     shifted = pts + [10.0, 0.0, 0.0]
-    assert not gen.keypoint_visibility(shifted, camera, depth, label, (640, 480), model).any()
+    assert not visibility.keypoint_visibility(shifted, camera, depth, label, model).any()
 
 
 def test_rasterize_square():
     """Two triangles making a 1 m square at z = 2 m, 100 px focal: a 50x50 px square."""
     verts = np.array([[-0.5, -0.5, 2.0], [0.5, -0.5, 2.0], [0.5, 0.5, 2.0], [-0.5, 0.5, 2.0]])
     faces = np.array([[0, 1, 2], [0, 2, 3]])
-    depth, label = gen.rasterize(verts, faces, (100, 100, 50, 50), (100, 100),
-                                 labels=np.array([3, 5]))  # fmt: skip
+    cam = Camera(100.0, 100.0, 50.0, 50.0, 100, 100)
+    depth, label = raster.rasterize(verts, faces, cam, labels=np.array([3, 5]))
     hit = np.isfinite(depth)
     assert hit.sum() == 50 * 50 and hit[25:75, 25:75].all()
     np.testing.assert_allclose(depth[hit], 2.0, atol=1e-4)
     assert set(np.unique(label[hit])) == {3, 5} and (label[~hit] == -1).all()
     near = verts * [0.5, 0.5, 0.5] + [0.1, 0.0, 0.0]  # same size at z = 1 m, 20 px to the right
     both = np.concatenate([verts, near])
-    d2, _ = gen.rasterize(both, np.concatenate([faces, faces + 4]), (100, 100, 50, 50), (100, 100))
+    d2, _ = raster.rasterize(both, np.concatenate([faces, faces + 4]), cam)
     assert d2[50, 80] == pytest.approx(1.0, abs=1e-4)  # the nearer square wins the z-buffer
     assert d2[50, 30] == pytest.approx(2.0, abs=1e-4)
+    with pytest.raises(ValueError, match="Camera"):
+        raster.rasterize(verts, faces, (100, 100, 50, 50))
 
 
 def test_shard_round_trip(samples, tmp_path):

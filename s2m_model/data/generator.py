@@ -18,9 +18,8 @@ shard is reproducible on its own and the result does not depend on the number of
    mesh: a z-buffer test at half the image resolution with a per-keypoint depth tolerance),
    and the silhouette at ``mask_size``.
 
-The shard layout is docs/data-format.md. Rasterisation is hand-written (vectorised numpy, one
-line of reasoning: Pillow's polygon fill takes a Python call per triangle and gives no depth,
-and GL renderers need display/EGL libraries that robots' containers and CI lack).
+The shard layout is docs/data-format.md; the z-buffer is :mod:`s2m_model.data.raster`, the
+visibility test :mod:`s2m_model.data.visibility`.
 """
 
 from __future__ import annotations
@@ -38,11 +37,15 @@ import numpy as np
 import roma
 import torch
 
+from s2m_model.camera import Camera, project_points
 from s2m_model.data import shards
 from s2m_model.data.catalogue import LICENCES, SPLITS, list_clips
 from s2m_model.data.fit_cache import fit_clips, single_thread
 from s2m_model.data.mocap_fit import DEFAULT_REFINE_STEPS, FIT_VERSION, MocapFit
+from s2m_model.data.raster import depth_and_mask
+from s2m_model.data.visibility import face_parts, keypoint_visibility, visibility_models
 from s2m_model.skeletons import get_format
+from s2m_model.smpl_layout import JOINT_INDEX, NUM_BETAS
 
 log = logging.getLogger(__name__)
 
@@ -184,240 +187,14 @@ def to_camera_frame(
     return roma.rotmat_to_rotvec(rot_c), t_c
 
 
-def project(points: np.ndarray, camera: np.ndarray) -> np.ndarray:
-    """(N,J,3) camera-frame points, (N,4) fx, fy, cx, cy -> (N,J,2) pixels (z clamped > 0)."""
-    z = np.maximum(points[..., 2], 1e-6)
-    u = camera[:, None, 0] * points[..., 0] / z + camera[:, None, 2]
-    v = camera[:, None, 1] * points[..., 1] / z + camera[:, None, 3]
-    return np.stack([u, v], axis=-1)
-
-
-# ------------------------------------------------------------------------------ raster
-
-_NO_HIT = np.iinfo(np.int64).max
-_LABEL_BITS = 6  # face labels < 64 (SMPL has 24 parts)
-_DEPTH_UNIT = 1e-5  # z-buffer keys hold depth in 10 um steps (exact enough, fits in int64)
-
-
-def rasterize(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    intrinsics: Sequence[float],
-    size: tuple[int, int],
-    labels: np.ndarray | None = None,
-    near: float = 0.05,
-) -> tuple[np.ndarray, np.ndarray]:
-    """Nearest surface per pixel: ``(depth (H,W) float32 metres, inf where empty; label (H,W)
-    int16, the nearest face's label, -1 where empty)``.
-
-    ``vertices`` (V,3) in the camera frame; ``faces`` (F,3); ``intrinsics`` fx, fy, cx, cy in
-    the pixels of ``size`` (width, height); ``labels`` (F,) ints in [0, 64) (default 0). Pixel
-    (i, j) spans [i, i+1) x [j, j+1) and is tested at its centre; depth is interpolated
-    perspective-correctly. Faces with a vertex nearer than ``near`` are skipped.
-    """
-    fx, fy, cx, cy = (float(v) for v in intrinsics)
-    width, height = size
-    keys = np.full(width * height, _NO_HIT, dtype=np.int64)
-    v = np.asarray(vertices, dtype=np.float64)
-    z = v[:, 2]
-    with np.errstate(divide="ignore", invalid="ignore"):
-        uv = np.stack([fx * v[:, 0] / z + cx, fy * v[:, 1] / z + cy], -1)
-    front = (z[faces] > near).all(1)
-    tri = faces[front]
-    lab = np.zeros(len(tri), np.int64) if labels is None else np.asarray(labels)[front]
-    pu, pv, pz = uv[tri, 0], uv[tri, 1], z[tri]  # (F,3) each
-    # Elementwise min/max over the 3 columns: numpy's axis-1 reductions of width 3 are ~10x slower.
-    umin = np.minimum(np.minimum(pu[:, 0], pu[:, 1]), pu[:, 2])
-    umax = np.maximum(np.maximum(pu[:, 0], pu[:, 1]), pu[:, 2])
-    vmin = np.minimum(np.minimum(pv[:, 0], pv[:, 1]), pv[:, 2])
-    vmax = np.maximum(np.maximum(pv[:, 0], pv[:, 1]), pv[:, 2])
-    i0 = np.ceil(umin - 0.5).astype(np.int64).clip(0, width)
-    i1 = np.floor(umax - 0.5).astype(np.int64).clip(-1, width - 1)
-    j0 = np.ceil(vmin - 0.5).astype(np.int64).clip(0, height)
-    j1 = np.floor(vmax - 0.5).astype(np.int64).clip(-1, height - 1)
-    area = (pu[:, 1] - pu[:, 0]) * (pv[:, 2] - pv[:, 0]) - (pu[:, 2] - pu[:, 0]) * (
-        pv[:, 1] - pv[:, 0]
-    )
-    extent = np.maximum(i1 - i0, j1 - j0) + 1
-    todo = (i1 >= i0) & (j1 >= j0) & (np.abs(area) > 1e-12)
-    # Bucket faces by their pixel extent so each bucket is one dense (F_k, k*k) evaluation.
-    k = 1
-    while todo.any():
-        sel = np.flatnonzero(todo & (extent <= k))
-        todo[sel] = False
-        if sel.size:
-            _raster_bucket(keys, width, sel, k, i0, j0, i1, j1, pu, pv, pz, area, lab)
-        k *= 2
-    hit = keys != _NO_HIT
-    depth = np.where(hit, (keys >> _LABEL_BITS) * _DEPTH_UNIT, np.inf).astype(np.float32)
-    label = np.where(hit, keys & ((1 << _LABEL_BITS) - 1), -1).astype(np.int16)
-    return depth.reshape(height, width), label.reshape(height, width)
-
-
-def _raster_bucket(keys, width, sel, k, i0, j0, i1, j1, pu, pv, pz, area, lab) -> None:
-    di, dj = np.meshgrid(np.arange(k), np.arange(k), indexing="xy")
-    ii = i0[sel, None] + di.reshape(1, -1)
-    jj = j0[sel, None] + dj.reshape(1, -1)
-    ok = (ii <= i1[sel, None]) & (jj <= j1[sel, None])
-    x, y = ii + 0.5, jj + 0.5
-    u, v, a = pu[sel], pv[sel], area[sel, None]
-    # Barycentric weights from edge functions (sign-normalised: either winding is filled).
-    w0 = ((u[:, 1, None] - x) * (v[:, 2, None] - y) - (u[:, 2, None] - x) * (v[:, 1, None] - y)) / a
-    w1 = ((u[:, 2, None] - x) * (v[:, 0, None] - y) - (u[:, 0, None] - x) * (v[:, 2, None] - y)) / a
-    w2 = 1.0 - w0 - w1
-    ok &= (w0 >= 0) & (w1 >= 0) & (w2 >= 0)
-    zs = pz[sel]
-    inv_z = w0 / zs[:, 0, None] + w1 / zs[:, 1, None] + w2 / zs[:, 2, None]
-    # One int64 key per hit, (depth, label) packed, so a single minimum.at keeps the nearest
-    # surface together with its label.
-    depth_key = np.round(1.0 / (inv_z[ok] * _DEPTH_UNIT)).astype(np.int64)
-    label = np.broadcast_to(lab[sel, None], ok.shape)[ok]
-    np.minimum.at(keys, (jj * width + ii)[ok], (depth_key << _LABEL_BITS) | label)
-
-
-def depth_and_mask(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    camera: Sequence[float],
-    image_size: tuple[int, int],
-    mask_size: tuple[int, int],
-    depth_scale: float = 0.5,
-    labels: np.ndarray | None = None,
-) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
-    """``(depth, label, mask)``: z-buffer and face labels at ``depth_scale`` x the image size
-    (see :func:`rasterize`) and the (H_m,W_m) bool silhouette at ``mask_size``.
-
-    ``vertices`` (V,3) camera frame (metres); ``camera`` fx, fy, cx, cy in image pixels. A mask
-    pixel covers ``image_size / mask_size`` image pixels and is set when its centre is covered.
-    """
-    width, height = image_size
-    fx, fy, cx, cy = (float(v) for v in camera)
-    dw, dh = max(1, round(width * depth_scale)), max(1, round(height * depth_scale))
-    sx, sy = dw / width, dh / height
-    depth, label = rasterize(vertices, faces, (fx * sx, fy * sy, cx * sx, cy * sy), (dw, dh),
-                             labels)  # fmt: skip
-    mw, mh = mask_size
-    mx, my = mw / width, mh / height
-    mask_depth, _ = rasterize(vertices, faces, (fx * mx, fy * my, cx * mx, cy * my), (mw, mh))
-    return depth, label, np.isfinite(mask_depth)
-
-
-# Own-limb margin of the occlusion test (metres, see VisibilityModel). Face points: none (the
-# back of the head hides the face). Ears stick out sideways: seen from behind they stay visible,
-# from the other side the head hides them. Every other keypoint is a joint inside the body:
-# its own limb hides it only when seen through its full thickness (COCO's sense: a shoulder
-# seen from behind is visible).
-FACE_KEYPOINTS = frozenset({
-    "nose", "left_eye", "right_eye", "left_eye_inner", "left_eye_outer", "right_eye_inner",
-    "right_eye_outer", "mouth_left", "mouth_right",
-})  # fmt: skip
-EAR_KEYPOINTS = frozenset({"left_ear", "right_ear"})
-EAR_MARGIN_M = 0.05
-
-
-@dataclass
-class VisibilityModel:
-    """Per-keypoint occlusion rules of one format. J = the format's joints, 24 SMPL parts.
-
-    A surface nearer than the keypoint hides it when it is nearer by more than ``tolerance``
-    (another body part) or ``own_tolerance`` (one of ``own_parts``).
-
-    Attributes:
-        tolerance: (J,) metres, ``base + factor * d`` with ``d`` the keypoint's depth below the
-            rest body's skin (a joint inside a limb sits that far behind its own surface).
-        own_tolerance: (J,) metres, ``tolerance`` plus a margin for the keypoint's own limb,
-            which is thicker than ``2 d`` seen from the side or from behind: 0 for
-            ``FACE_KEYPOINTS``, ``EAR_MARGIN_M`` for ears, ``visibility_own_margin_m`` else.
-        own_parts: (J,24) bool, the parts of the rest body's vertices within 3 cm of the
-            keypoint's nearest skin, and their parents in the SMPL tree.
-    """
-
-    tolerance: np.ndarray
-    own_tolerance: np.ndarray
-    own_parts: np.ndarray
-
-
-def face_parts(body) -> np.ndarray:
-    """(F,) int64 body part (SMPL joint index) of each face: the largest summed skin weight."""
-    weights = body.smpl.lbs_weights.detach().double().cpu().numpy()
-    return weights[body.faces].sum(1).argmax(1)
-
-
-def visibility_models(
-    body, formats: Sequence[str], cfg: GeneratorConfig
-) -> dict[str, VisibilityModel]:
-    """:class:`VisibilityModel` per format, from the zero-shape rest body."""
-    from s2m_model.body.free import SMPL_PARENTS
-
-    parents = np.array(SMPL_PARENTS)
-    with torch.no_grad():
-        out = body()
-        verts = out.vertices
-        rest = verts[0].double().cpu().numpy()
-        vertex_part = body.smpl.lbs_weights.detach().cpu().numpy().argmax(1)
-        models = {}
-        for fmt in formats:
-            pts = out.joints if fmt == "smpl24" else body.regress(verts, fmt)
-            pts = pts[0].double().cpu().numpy()
-            dist = np.linalg.norm(rest[None] - pts[:, None], axis=-1)  # (J,V)
-            near = dist.min(1)
-            own = np.zeros((len(pts), 24), dtype=bool)
-            for j in range(len(pts)):
-                core = np.unique(vertex_part[dist[j] <= near[j] + 0.03])
-                up = parents[core]
-                own[j, core] = True
-                own[j, up[up >= 0]] = True
-            margin = np.array([
-                0.0 if n in FACE_KEYPOINTS else EAR_MARGIN_M if n in EAR_KEYPOINTS
-                else cfg.visibility_own_margin_m for n in get_format(fmt).joint_names
-            ])  # fmt: skip
-            tol = cfg.visibility_base_m + cfg.visibility_depth_factor * near
-            own_tol = tol + margin
-            models[fmt] = VisibilityModel(tol, own_tol, own)
-    return models
-
-
-def keypoint_visibility(
-    points: np.ndarray,
-    camera: Sequence[float],
-    depth: np.ndarray,
-    label: np.ndarray,
-    image_size: tuple[int, int],
-    model: VisibilityModel,
-) -> np.ndarray:
-    """(J,) bool: in front of the camera, inside the image and not hidden by the mesh.
-
-    ``points`` (J,3) camera frame; ``depth``/``label`` a z-buffer with SMPL part labels (any
-    resolution covering the image, from :func:`depth_and_mask`). A keypoint is hidden when the
-    surface in its z-buffer pixel is nearer than its depth minus the tolerance for that
-    surface's body part (:class:`VisibilityModel`) minus one z-buffer pixel's size at that
-    depth (the surface varies within a pixel).
-    """
-    width, height = image_size
-    fx, fy, cx, cy = (float(v) for v in camera)
-    z = points[:, 2]
-    zc = np.maximum(z, 1e-6)
-    u = fx * points[:, 0] / zc + cx
-    v = fy * points[:, 1] / zc + cy
-    inside = (z > 1e-3) & (u >= 0) & (u < width) & (v >= 0) & (v < height)
-    dh, dw = depth.shape
-    sx, sy = dw / width, dh / height
-    iu = np.clip(np.floor(u * sx), 0, dw - 1).astype(np.int64)
-    iv = np.clip(np.floor(v * sy), 0, dh - 1).astype(np.int64)
-    front, part = depth[iv, iu], label[iv, iu]
-    own = model.own_parts[np.arange(len(z)), np.clip(part, 0, 23)] & (part >= 0)
-    tolerance = np.where(own, model.own_tolerance, model.tolerance)
-    hidden = front < z - tolerance - zc / (fx * sx)
-    return inside & ~hidden
-
-
 # ------------------------------------------------------------------------------ generation
 
 
 def _rest_geometry(body, betas: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """(B,3) rest pelvis and (B,) rest leg length (pelvis height above the ankles)."""
     rest = body.rest_joints(betas)
-    leg = rest[:, 0, 1] - 0.5 * (rest[:, 7, 1] + rest[:, 8, 1])
+    la, ra = JOINT_INDEX["left_ankle"], JOINT_INDEX["right_ankle"]
+    leg = rest[:, 0, 1] - 0.5 * (rest[:, la, 1] + rest[:, ra, 1])
     return rest[:, 0], leg
 
 
@@ -440,18 +217,21 @@ def generate_samples(
     rng = np.random.default_rng([int(seed), int(shard_index)])
     width, height = cfg.image_size
     idx = rng.integers(0, len(pool), size=n)
-    betas = np.clip(rng.normal(0.0, cfg.beta_std, (n, 10)), -cfg.beta_clip, cfg.beta_clip)
+    betas = np.clip(rng.normal(0.0, cfg.beta_std, (n, NUM_BETAS)), -cfg.beta_clip, cfg.beta_clip)
     betas = betas.astype(np.float32)  # the stored values are the ones used everywhere
     fov = np.radians(rng.uniform(*cfg.fov_deg, n))
     dist = rng.uniform(*cfg.distance_m, n)
     yaw = np.radians(rng.uniform(*cfg.yaw_deg, n))
     cam_h = rng.uniform(*cfg.camera_height_m, n)
     roll = np.radians(rng.uniform(*cfg.roll_deg, n))
+    # (n,4) fx, fy, cx, cy: Camera.from_fov per sample, batched (square pixels, centred).
     focal = 0.5 * width / np.tan(0.5 * fov)
     camera = np.stack([focal, focal, np.full(n, width / 2.0), np.full(n, height / 2.0)], 1)
 
     out: dict[str, list[np.ndarray]] = {}
-    vis_models = visibility_models(body, cfg.formats, cfg)
+    vis_models = visibility_models(body, cfg.formats, base_m=cfg.visibility_base_m,
+                                   depth_factor=cfg.visibility_depth_factor,
+                                   own_margin_m=cfg.visibility_own_margin_m)  # fmt: skip
     faces = body.faces
     parts = face_parts(body)
     with single_thread(), torch.no_grad():
@@ -521,13 +301,14 @@ def _chunk(pool, body, faces, parts, vis_models, cfg, idx, betas_np, camera, dis
     vis = {fmt: np.zeros((b, j.shape[1]), dtype=bool) for fmt, j in joints.items()}
     v_np = verts.double().cpu().numpy()
     for s in range(b):
-        depth, label, masks[s] = depth_and_mask(v_np[s], faces, camera[s], cfg.image_size,
-                                                cfg.mask_size, cfg.depth_scale, parts)  # fmt: skip
+        cam = Camera.coerce(camera[s], width, height)
+        depth, label, masks[s] = depth_and_mask(v_np[s], faces, cam, cfg.mask_size,
+                                                cfg.depth_scale, parts)  # fmt: skip
         for fmt, pts in joints.items():
-            vis[fmt][s] = keypoint_visibility(pts[s].astype(np.float64), camera[s], depth, label,
-                                              cfg.image_size, vis_models[fmt])  # fmt: skip
+            vis[fmt][s] = keypoint_visibility(pts[s].astype(np.float64), cam, depth, label,
+                                              vis_models[fmt])  # fmt: skip
     for fmt, pts in joints.items():
-        uv = project(pts.astype(np.float64), camera.astype(np.float64))
+        uv = project_points(pts.astype(np.float64), camera.astype(np.float64))
         arrays[f"joints3d_{fmt}"] = pts.astype(np.float32)
         arrays[f"keypoints2d_{fmt}"] = np.concatenate(
             [uv, vis[fmt][..., None].astype(np.float64)], -1
@@ -679,7 +460,5 @@ def build_dataset(
 
 __all__ = [
     "GENERATOR_VERSION", "GeneratorConfig", "PosePool", "build_dataset", "default_shared_dir",
-    "FACE_KEYPOINTS", "VisibilityModel", "depth_and_mask", "face_parts", "generate_samples",
-    "keypoint_visibility", "look_at_rotation", "project", "rasterize", "to_camera_frame",
-    "visibility_models",
+    "generate_samples", "look_at_rotation", "to_camera_frame",
 ]  # fmt: skip
