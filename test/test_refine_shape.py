@@ -87,3 +87,61 @@ def test_bad_input_raises(body):
         BoneShapeSolver(body, "h36m17", length_sigma=0.0)
     with pytest.raises(ValueError, match="betas_init"):
         shape_from_bones(torch.zeros(1, 17, 3), "h36m17", body, betas_init=torch.zeros(2, 10))
+
+
+# ------------------------------------------------------------------------------ shape track
+def _noisy_frames(body, frames=40, noise=0.015, seed=5):
+    """One person (fixed betas) in many poses, h36m17 joints with Gaussian noise (metres)."""
+    out = sample_bodies(body, frames, seed=seed)
+    betas = out.betas[:1].expand(frames, -1)
+    out = body(betas=betas, global_orient=out.global_orient, body_pose=out.body_pose)
+    skel = body.regress(out.vertices, "h36m17")
+    g = torch.Generator().manual_seed(seed)
+    skel = skel + noise * torch.randn(skel.shape, generator=g, dtype=skel.dtype)
+    # length_sigma matches the noise of a bone length (sqrt(2) x the per-joint noise).
+    return out.betas[0], BoneShapeSolver(body, "h36m17", length_sigma=1.5 * noise)(skel)
+
+
+def test_track_converges_to_the_person(body):
+    from s2m_model.refine.shape_track import ShapeTrack
+
+    truth, est = _noisy_frames(body)
+    track = ShapeTrack(window=None)
+    stds, errs = [], []
+    for b, c in zip(est.betas, est.covariance, strict=True):
+        assert track.update(b, c)
+        stds.append(float(track.snapshot().std[0]))
+        errs.append(float((track.betas - truth)[:3].abs().mean()))
+    per_frame = float((est.betas - truth)[:, :3].abs().mean())
+    assert errs[-1] < 0.5 * per_frame, (errs[-1], per_frame)
+    assert all(a >= b - 1e-12 for a, b in zip(stds, stds[1:], strict=False))
+    assert stds[-1] < stds[0] / 4 and track.frames == len(stds)
+    # The prior counts once: one frame gives back that frame's own estimate.
+    one = ShapeTrack()
+    one.update(est.betas[0], est.covariance[0])
+    assert torch.allclose(one.betas, est.betas[0], atol=1e-9)
+    assert torch.allclose(one.covariance, est.covariance[0], atol=1e-9)
+
+
+def test_track_rejects_outliers_and_forgets(body):
+    from s2m_model.refine.shape_track import ShapeTrack, ShapeTracks
+
+    _, est = _noisy_frames(body, frames=12)
+    track = ShapeTrack(window=50)
+    for b, c in zip(est.betas, est.covariance, strict=True):
+        track.update(b, c)
+    before = track.betas.clone()
+    other = est.betas[0] + 3.0  # a different person, confidently measured
+    assert not track.update(other, est.covariance[0])
+    assert not track.update(torch.full((10,), float("nan")), est.covariance[0])
+    assert track.rejected == 2 and torch.equal(track.betas, before)
+    with pytest.raises(ValueError, match="covariance"):
+        track.update(est.betas[0], torch.eye(3))
+    with pytest.raises(ValueError, match="window"):
+        ShapeTracks(window=0.5)
+    tracks = ShapeTracks(window=50)
+    ok = tracks.update(["a", "b"], est.betas[:2], est.covariance[:2])
+    betas, std = tracks.get(["a", "b", "new"])
+    assert ok == [True, True] and betas.shape == (3, 10) and float(std[2].min()) == 1.0
+    tracks.prune(["b"])
+    assert list(tracks.tracks) == ["b"]

@@ -124,21 +124,14 @@ def rest_basis(body, fmt) -> tuple[torch.Tensor, torch.Tensor]:
     exactly; mocap formats use the SMPL joints their ``smpl_map`` names (zeros elsewhere).
     """
     fmt = get_format(fmt) if isinstance(fmt, str) else fmt
-    basis = torch.cat(
-        [
-            torch.zeros(1, NUM_BETAS, dtype=body.dtype, device=body.device),
-            torch.eye(NUM_BETAS, dtype=body.dtype, device=body.device),
-        ]
-    )
     if fmt.name == "smpl24" or fmt.name in RECIPES:
-        pts = body.rest_points(basis, fmt.name)
-    else:
-        smpl = body.rest_joints(basis)
-        pts = smpl.new_zeros(basis.shape[0], fmt.num_joints, 3)
-        for joint, target in fmt.smpl_map.items():
-            pts[:, fmt.index(joint)] = smpl[:, JOINT_INDEX[target]]
-    mean = pts[0]
-    return mean, (pts[1:] - mean).permute(1, 2, 0)
+        return body.rest_basis(fmt.name)
+    mean, dirs = body.rest_basis("smpl24")
+    pts = mean.new_zeros(fmt.num_joints, 3, NUM_BETAS + 1)
+    for joint, target in fmt.smpl_map.items():
+        pts[fmt.index(joint), :, 0] = mean[JOINT_INDEX[target]]
+        pts[fmt.index(joint), :, 1:] = dirs[JOINT_INDEX[target]]
+    return pts[..., 0], pts[..., 1:]
 
 
 @dataclass
