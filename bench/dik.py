@@ -171,7 +171,7 @@ def main() -> int:
 
     from s2m_model import dik
     from s2m_model.body import load_body_model
-    from s2m_model.eval.cli import score_batch, summarise
+    from s2m_model.eval.scoring import score_batch, summarise
     from s2m_model.ik_baselines import iterative_ik, swing_only_ik
 
     with contextlib.redirect_stdout(sys.stderr):  # smplx prints a notice: keep stdout JSON

@@ -6,6 +6,7 @@ import json
 import math
 from collections.abc import Mapping
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 import torch
@@ -119,3 +120,42 @@ def write_report(
             paths["cdf_png"] = out / CDF_PNG
             fig.savefig(paths["cdf_png"], dpi=100)
     return paths
+
+
+COMPARED = (("mpjpe", "MPJPE (mm)"), ("pa_mpjpe", "PA-MPJPE (mm)"), ("pve", "PVE (mm)"),
+            ("pa_pve", "PA-PVE (mm)"), ("joint_angle", "joint angle (rad)"),
+            ("pck", "PCK@150 (%)"), ("auc", "AUC (%)"), ("ms_per_sample", "ms/sample"))  # fmt: skip
+
+
+def write_comparison(
+    out: Path,
+    results: Mapping[str, Mapping[str, float] | None],
+    notes: Mapping[str, str],
+    data: str | Path,
+    fmt: str,
+    betas_mode: str,
+) -> None:
+    """``out/metrics.json`` (``{"methods": {name: metrics or null}, ...}``) and ``out/metrics.md``
+    comparing several methods (``None``: not available, explained in ``notes``)."""
+    out.mkdir(parents=True, exist_ok=True)
+
+    def clean(m: Mapping[str, float] | None) -> dict[str, Any] | None:
+        return None if m is None else {k: (v if math.isfinite(v) else None) for k, v in m.items()}
+
+    payload = {
+        "data": str(data), "format": fmt, "betas": betas_mode,
+        "methods": {k: clean(v) for k, v in results.items()}, "notes": dict(notes),
+    }  # fmt: skip
+    (out / "metrics.json").write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
+    lines = [f"# s2m eval: methods on {Path(data).name} ({fmt}, betas {betas_mode})", "",
+             "| Method | " + " | ".join(label for _, label in COMPARED) + " |",
+             "|---|" + "---:|" * len(COMPARED)]  # fmt: skip
+    for method, m in results.items():
+        if m is None:
+            lines.append(f"| {method} | " + " | ".join("n/a" for _ in COMPARED) + " |")
+            continue
+        cells = [f"{m[k]:.3f}" if k == "joint_angle" else f"{m[k]:.2f}" for k, _ in COMPARED]
+        lines.append(f"| {method} | " + " | ".join(cells) + " |")
+    for method, note in notes.items():
+        lines += ["", f"- {method}: {note}"]
+    (out / "metrics.md").write_text("\n".join(lines) + "\n")
