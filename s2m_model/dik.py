@@ -31,9 +31,16 @@ from dataclasses import dataclass, field
 import roma
 import torch
 
-from s2m_model.body.free import SMPL_JOINT_NAMES, SMPL_PARENTS
+from s2m_model.smpl_layout import (
+    JOINT_INDEX,
+    JOINT_NAMES,
+    NUM_BETAS,
+    NUM_JOINTS,
+    PARENTS,
+    world_from_local,
+)
 
-J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
+J = JOINT_INDEX
 EPS = 1e-8
 # Blend level of fallback axes: a limb-plane normal is used as is once the bend exceeds
 # ~6 deg (sin 6 deg, below the free body's 8.6 deg rest knee bend); below that the fallback
@@ -109,10 +116,25 @@ def format_roles(fmt) -> dict[str, tuple[int, ...]]:
     return roles
 
 
-def _rest_points(body, fmt, betas: torch.Tensor) -> torch.Tensor:
-    """(B,J,3) the body's T-pose skeleton in format ``fmt`` (regressor, or SMPL joints mapped)."""
-    from s2m_model.body.regressors import RECIPES
+def rest_points(body, fmt, betas: torch.Tensor | None = None) -> torch.Tensor:
+    """(B,J,3) the body's T-pose skeleton in format ``fmt`` (metres, body frame): what DIK
+    takes as zero rotation for that format.
 
+    Formats with a vertex regressor (``smpl24``, ``h36m17``, ``coco17``, ...) are regressed from
+    the T-pose mesh; mocap formats take the SMPL joint their ``smpl_map`` names, and unmapped
+    joints that name a surface landmark (``head_top``) take the landmark.
+
+    Args:
+        body: a :class:`~s2m_model.body.BodyModel`.
+        fmt: registered format name or :class:`~s2m_model.skeletons.SkeletonFormat`.
+        betas: (B,10) shape in the body's dtype; default one zero shape.
+    """
+    from s2m_model.body.regressors import RECIPES
+    from s2m_model.skeletons import get_format
+
+    fmt = get_format(fmt) if isinstance(fmt, str) else fmt
+    if betas is None:
+        betas = torch.zeros(1, NUM_BETAS, dtype=body.dtype, device=body.device)
     if fmt.name == "smpl24" or fmt.name in RECIPES:
         return body.rest_points(betas, fmt.name)
     rest = body.rest_joints(betas)
@@ -199,8 +221,8 @@ def hinge_axis(body, joint: str, betas: torch.Tensor | None = None) -> torch.Ten
     joint's local (= T-pose world) frame; a pure rotation about it is a pure flexion."""
     rest = body.rest_joints(betas)
     mid = J[joint]
-    parent = SMPL_PARENTS[mid]
-    child = SMPL_JOINT_NAMES.index(joint.replace("knee", "ankle").replace("elbow", "wrist"))
+    parent = PARENTS[mid]
+    child = J[joint.replace("knee", "ankle").replace("elbow", "wrist")]
     return _hinge_axis(rest[:, mid] - rest[:, parent], rest[:, child] - rest[:, mid], joint)
 
 
@@ -226,12 +248,12 @@ class _Solver:
         batch = joints.shape[0]
         eye = torch.eye(3, dtype=joints.dtype, device=joints.device).expand(batch, 3, 3)
         self.eye = eye
-        self.world: list[torch.Tensor] = [eye] * 24
-        self.local: list[torch.Tensor] = [eye] * 24
+        self.world: list[torch.Tensor] = [eye] * NUM_JOINTS
+        self.local: list[torch.Tensor] = [eye] * NUM_JOINTS
         false = torch.zeros(batch, dtype=torch.bool, device=joints.device)
-        self.solved = [false] * 24
-        self.degenerate = [false] * 24
-        self.missing = [false] * 24
+        self.solved = [false] * NUM_JOINTS
+        self.degenerate = [false] * NUM_JOINTS
+        self.missing = [false] * NUM_JOINTS
 
     def has(self, *names: str) -> bool:
         return all(n in self.roles for n in names)
@@ -257,12 +279,12 @@ class _Solver:
         """(B,3) posed position of SMPL joint j by forward kinematics of the solved rotations."""
         if j == 0:
             return self.root_pos
-        p = SMPL_PARENTS[j]
+        p = PARENTS[j]
         offset = self.rest_joints[:, j] - self.rest_joints[:, p]
         return self.pos(p) + _bmv(self.world[p], offset)
 
     def parent_world(self, j: int) -> torch.Tensor:
-        return self.world[SMPL_PARENTS[j]] if SMPL_PARENTS[j] >= 0 else self.eye
+        return self.world[PARENTS[j]] if PARENTS[j] >= 0 else self.eye
 
     def set_world(self, j: int, world: torch.Tensor, use: torch.Tensor, degenerate=None) -> None:
         """Accept ``world`` where ``use``; elsewhere the joint keeps its parent's rotation."""
@@ -326,7 +348,7 @@ class _Solver:
                 self.swing_joint(mid, (b, c))
             return
         f_t, f_r, ok_f = self.vec(b, c)
-        axis_r = _hinge_axis(u_r, f_r, SMPL_JOINT_NAMES[mid])
+        axis_r = _hinge_axis(u_r, f_r, JOINT_NAMES[mid])
         parent = self.parent_world(root)
         # Reference frame for the fallback: the previous frame's limb rotation, else the
         # parent's rotation carried by the minimal swing of the upper bone. The target normal
@@ -441,10 +463,10 @@ def validate_inputs(joints, fmt, betas=None, confidence=None, min_confidence: fl
         raise ValueError(f"joints must be floating point, got {joints.dtype}")
     batch = joints.shape[0]
     if betas is None:
-        betas = torch.zeros(batch, 10, dtype=joints.dtype, device=joints.device)
-    elif not isinstance(betas, torch.Tensor) or betas.shape != (batch, 10):
+        betas = torch.zeros(batch, NUM_BETAS, dtype=joints.dtype, device=joints.device)
+    elif not isinstance(betas, torch.Tensor) or betas.shape != (batch, NUM_BETAS):
         shape = tuple(betas.shape) if isinstance(betas, torch.Tensor) else type(betas).__name__
-        raise ValueError(f"betas must be ({batch},10), got {shape}")
+        raise ValueError(f"betas must be ({batch},{NUM_BETAS}), got {shape}")
     valid = torch.isfinite(joints).all(-1)
     if confidence is not None:
         if confidence.shape != joints.shape[:2]:
@@ -492,11 +514,11 @@ def solve(
     batch = joints.shape[0]
     dtype = joints.dtype
     body_betas = betas.to(body.dtype)
-    rest = _rest_points(body, fmt, body_betas).to(dtype)
+    rest = rest_points(body, fmt, body_betas).to(dtype)
     clean = torch.where(valid[..., None], joints, torch.zeros_like(joints))
     prev_world = None
     if prev is not None and prev.rotmats is not None and prev.rotmats.shape[0] == batch:
-        prev_world = _world_from_local(prev.rotmats.to(dtype))
+        prev_world = world_from_local(prev.rotmats.to(dtype))
     rest_joints = body.rest_joints(body_betas).to(dtype)
     s = _Solver(clean, rest, roles, valid, prev_world, rest_joints, hinge=hinge_prior)
 
@@ -594,11 +616,10 @@ def _solve_head(s: _Solver) -> None:
     s.set_world(head, world, use)
 
 
-def _world_from_local(local: torch.Tensor) -> torch.Tensor:
-    world = [local[:, 0]]
-    for j in range(1, 24):
-        world.append(world[SMPL_PARENTS[j]] @ local[:, j])
-    return torch.stack(world, 1)
+# Old private names, kept for callers outside this module that have not switched yet; use
+# ``rest_points`` and ``s2m_model.smpl_layout.world_from_local``.
+_rest_points = rest_points
+_world_from_local = world_from_local
 
 
 class DIKModule(torch.nn.Module):

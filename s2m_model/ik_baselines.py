@@ -28,6 +28,11 @@ import torch
 
 from s2m_model import dik
 from s2m_model.dik import DIKResult
+from s2m_model.smpl_layout import NUM_BODY_JOINTS, NUM_JOINTS
+
+#: Parameter vector of the iterative IK: [global_orient (3), body_pose (69), transl (3)];
+#: ``x[..., :POSE]`` is SMPL's full 72-value axis-angle pose.
+POSE = NUM_JOINTS * 3
 
 __all__ = ["IterativeInfo", "JointModel", "iterative_ik", "joint_model", "swing_only_ik"]
 
@@ -89,23 +94,23 @@ class JointModel(torch.nn.Module):
         self.mode = mode
         # A tuple keeps the body out of this module's children (``.to()`` must not convert it).
         self._body = (body,) if mode == "mesh" else ()
-        smpl = body.smpl
-        self.register_buffer("parents", smpl.parents.clone())
-        j_reg = smpl.J_regressor
-        self.register_buffer("j_mean", j_reg @ smpl.v_template)  # (24,3)
-        self.register_buffer("j_dirs", torch.einsum("jv,vcl->jcl", j_reg, smpl.shapedirs))
+        self.register_buffer("parents", body.parents.clone())
+        # The body's own rest-joint basis, so the rest skeleton is exactly body.rest_joints.
+        j_mean, j_dirs = body.rest_basis("smpl24")
+        self.register_buffer("j_mean", j_mean.clone())  # (24,3)
+        self.register_buffer("j_dirs", j_dirs.clone())  # (24,3,10)
         if self.fmt_name == "smpl24" or mode == "mesh":
             return
         with torch.no_grad():
             full = body.regressor(self.fmt_name)
             idx = torch.nonzero(full.abs().sum(0) > 0)[:, 0]
             # rw[j,k,v] = R_jv W_vk over the vertices the regressor reads.
-            rw = full[:, None, idx] * smpl.lbs_weights[idx].T[None]
+            rw = full[:, None, idx] * body.lbs_weights[idx].T[None]
             num_v = body.num_vertices
-            posedirs = smpl.posedirs.reshape(-1, num_v, 3)[:, idx]
+            posedirs = body.posedirs.reshape(-1, num_v, 3)[:, idx]
             self.register_buffer("m", rw.sum(-1))  # (J,24)
-            self.register_buffer("p0", torch.einsum("jkv,vc->jkc", rw, smpl.v_template[idx]))
-            self.register_buffer("s", torch.einsum("jkv,vcl->jkcl", rw, smpl.shapedirs[idx]))
+            self.register_buffer("p0", torch.einsum("jkv,vc->jkc", rw, body.v_template[idx]))
+            self.register_buffer("s", torch.einsum("jkv,vcl->jkcl", rw, body.shapedirs[idx]))
             self.register_buffer("q", torch.einsum("jkv,pvc->jkcp", rw, posedirs))
 
     def forward(
@@ -121,16 +126,16 @@ class JointModel(torch.nn.Module):
             from smplx.lbs import lbs
 
             body = self._body[0]
-            smpl, dtype = body.smpl, pose.dtype
+            dtype = pose.dtype
             verts, posed = lbs(
-                betas.to(body.dtype), pose.to(body.dtype), smpl.v_template, smpl.shapedirs,
-                smpl.posedirs, smpl.J_regressor, smpl.parents, smpl.lbs_weights,
+                betas.to(body.dtype), pose.to(body.dtype), body.v_template, body.shapedirs,
+                body.posedirs, body.J_regressor, body.parents, body.lbs_weights,
             )  # fmt: skip
             if self.fmt_name == "smpl24":
                 return posed.to(dtype) + transl[:, None]
             reg = body.regressor(self.fmt_name)
             return torch.einsum("jv,bvc->bjc", reg, verts).to(dtype) + transl[:, None]
-        rot = batch_rodrigues(pose.reshape(-1, 3)).reshape(batch, 24, 3, 3)
+        rot = batch_rodrigues(pose.reshape(-1, 3)).reshape(batch, NUM_JOINTS, 3, 3)
         rest = self.j_mean + torch.einsum("jcl,bl->bjc", self.j_dirs, betas)
         posed, rel = batch_rigid_transform(rot, rest, self.parents, dtype=pose.dtype)
         if self.fmt_name == "smpl24":
@@ -266,15 +271,15 @@ def iterative_ik(
 
     def data_residuals(x: torch.Tensor, b: torch.Tensor, tgt: torch.Tensor, w: torch.Tensor):
         """(...,J*3) weighted joint residuals (metres) of params x (...,75)."""
-        return (w * (jmodel(b, x[..., :72], x[..., 72:]) - tgt)).flatten(-2)
+        return (w * (jmodel(b, x[..., :POSE], x[..., POSE:]) - tgt)).flatten(-2)
 
     def objective(x: torch.Tensor) -> torch.Tensor:
         data = data_residuals(x, body_betas, target, weight)
-        return (data**2).sum(-1) + prior_weight * (x[..., 3:72] ** 2).sum(-1)
+        return (data**2).sum(-1) + prior_weight * (x[..., 3:POSE] ** 2).sum(-1)
 
     if optimizer == "lm":
         prior = torch.zeros(x0.shape[-1], dtype=dtype, device=device)
-        prior[3:72] = prior_weight
+        prior[3:POSE] = prior_weight
         x, steps_taken, converged = _levenberg_marquardt(
             x0, data_residuals, (body_betas, target, weight), prior, steps, tol
         )
@@ -282,20 +287,20 @@ def iterative_ik(
         x, steps_taken, converged = _first_order(x0, objective, optimizer, steps, lr, tol)
     with torch.no_grad():
         final = objective(x)
-        pred = jmodel(body_betas, x[:, :72], x[:, 72:])
+        pred = jmodel(body_betas, x[:, :POSE], x[:, POSE:])
         count = valid.sum(1).clamp(min=1).to(dtype)
         rmse = ((weight * (pred - target) ** 2).sum((1, 2)) / count).sqrt()
-    go, pose, tr = x[:, :3], x[:, 3:72].reshape(batch, 23, 3), x[:, 72:]
-    rotmats = roma.rotvec_to_rotmat(x[:, :72].reshape(batch, 24, 3))
+    go, pose, tr = x[:, :3], x[:, 3:POSE].reshape(batch, NUM_BODY_JOINTS, 3), x[:, POSE:]
+    rotmats = roma.rotvec_to_rotmat(x[:, :POSE].reshape(batch, NUM_JOINTS, 3))
     any_valid = valid.any(1)
     result = DIKResult(
         global_orient=go,
         body_pose=pose,
-        solved=any_valid[:, None].expand(batch, 24).clone(),
+        solved=any_valid[:, None].expand(batch, NUM_JOINTS).clone(),
         transl=tr,
         quality={
-            "degenerate": torch.zeros(batch, 24, dtype=torch.bool, device=device),
-            "missing": ~any_valid[:, None].expand(batch, 24).clone(),
+            "degenerate": torch.zeros(batch, NUM_JOINTS, dtype=torch.bool, device=device),
+            "missing": ~any_valid[:, None].expand(batch, NUM_JOINTS).clone(),
         },
         rotmats=rotmats,
     )
@@ -310,9 +315,9 @@ def _initial_params(target, valid, fmt, body, betas, prev, init) -> torch.Tensor
     if prev is not None:
         if prev.global_orient.shape[0] != batch:
             raise ValueError(f"prev has batch {prev.global_orient.shape[0]}, expected {batch}")
-        parts = (prev.global_orient, prev.body_pose.reshape(batch, 69), prev.transl)
+        parts = (prev.global_orient, prev.body_pose.reshape(batch, POSE - 3), prev.transl)
         return torch.cat([p.detach().to(device=device, dtype=dtype) for p in parts], 1)
-    rest = dik._rest_points(body, fmt, betas.to(body.dtype)).to(dtype)
+    rest = dik.rest_points(body, fmt, betas.to(body.dtype)).to(dtype)
     j0 = body.rest_joints(betas.to(body.dtype)).to(dtype)[:, 0]
     roles = dik.format_roles(fmt)
     names = ("pelvis", "left_hip", "right_hip", "left_shoulder", "right_shoulder", "thorax")
@@ -326,7 +331,7 @@ def _initial_params(target, valid, fmt, body, betas, prev, init) -> torch.Tensor
         t = torch.where(ok, target[:, pel].mean(1) - rest[:, pel].mean(1), 0.0)
     # SMPL rotates about the rest root joint: shift so the rigid fit R x + t holds.
     transl = t + (R @ j0[..., None])[..., 0] - j0
-    pose = torch.zeros(batch, 69, dtype=dtype, device=device)
+    pose = torch.zeros(batch, POSE - 3, dtype=dtype, device=device)
     return torch.cat([roma.rotmat_to_rotvec(R), pose, transl], 1)
 
 

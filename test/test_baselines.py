@@ -12,6 +12,7 @@ from test_dik import plausible_pose
 
 from s2m_model import dik, ik_baselines
 from s2m_model.body import SMPL_JOINT_NAMES
+from s2m_model.smpl_layout import world_from_local
 
 J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
 
@@ -102,7 +103,7 @@ def test_iterative_warm_start_and_missing_joints(body):
 
 
 def _world(r) -> torch.Tensor:
-    return dik._world_from_local(r.rotmats)
+    return world_from_local(r.rotmats)
 
 
 def test_swing_only_differs_from_dik_by_the_limb_twist_only(body):
@@ -138,7 +139,7 @@ def test_swing_only_loses_to_dik_on_limb_rotations(body):
     """DIK's hinge prior recovers the limb twist of hinge-only elbows/knees; a swing cannot."""
     out = _posed(body, 16, seed=5)
     target = body.regress(out.vertices, "h36m17")
-    gt_world = dik._world_from_local(
+    gt_world = world_from_local(
         roma.rotvec_to_rotmat(torch.cat([out.global_orient[:, None], out.body_pose], 1))
     )
     limbs = [J[n] for n in LIMBS]

@@ -10,6 +10,7 @@ import torch
 from s2m_model import dik
 from s2m_model.body import SMPL_JOINT_NAMES
 from s2m_model.skeletons import get_format
+from s2m_model.smpl_layout import world_from_local
 
 J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
 LIMBS = ("left_hip", "right_hip", "left_shoulder", "right_shoulder")
@@ -79,8 +80,8 @@ def test_h36m_round_trip_below_5mm_and_rotations_match(body):
     # Limbs: with hinge-only elbows/knees the limb plane fixes the twist, so the world
     # rotations of upper limbs and of the elbows/knees match ground truth fully.
     gt_local = roma.rotvec_to_rotmat(torch.cat([out.global_orient[:, None], out.body_pose], 1))
-    gt_world = dik._world_from_local(gt_local)
-    world = dik._world_from_local(r.rotmats)
+    gt_world = world_from_local(gt_local)
+    world = world_from_local(r.rotmats)
     for name in ("left_hip", "right_knee", "left_shoulder", "right_elbow"):
         rel = world[:, J[name]].transpose(-1, -2) @ gt_world[:, J[name]]
         angle = roma.rotmat_to_rotvec(rel).norm(dim=-1)

@@ -14,10 +14,13 @@ from pathlib import Path
 import numpy as np
 import torch
 
+# The SMPL layout's names are re-exported (``from s2m_model.body import SMPL_JOINT_NAMES``).
+from s2m_model.smpl_layout import JOINT_NAMES as SMPL_JOINT_NAMES
+from s2m_model.smpl_layout import PARENTS as SMPL_PARENTS
 from s2m_model.util.files import cache_dir, file_lock, save_npz_atomic
 
 from .files import load_npz, resolve_model_file
-from .free import BUILD_VERSION, SMPL_JOINT_NAMES, SMPL_PARENTS
+from .free import BUILD_VERSION
 from .model import BodyModel, BodyOutput
 
 __all__ = [

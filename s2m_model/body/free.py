@@ -26,9 +26,13 @@ import numpy as np
 import roma
 import torch
 
-from s2m_model.skeletons.base import SMPL_JOINT_NAMES, SMPL_PARENTS
+from s2m_model.smpl_layout import JOINT_INDEX, JOINT_NAMES, NUM_BETAS, NUM_JOINTS, PARENTS
 
 log = logging.getLogger(__name__)
+
+# Old names of the SMPL layout, kept importable from here for callers not yet switched to
+# s2m_model.smpl_layout (new code imports that module).
+SMPL_JOINT_NAMES, SMPL_PARENTS = JOINT_NAMES, PARENTS
 
 
 # SMPL joint -> the Anny bone whose head is the joint and whose delta carries the rotation.
@@ -54,25 +58,24 @@ for _s, _a in (("left", "L"), ("right", "R")):
 # Anny -> SMPL frame: x' = x, y' = z, z' = -y (a proper -90 deg rotation about X).
 ANNY_TO_SMPL = np.array([[1.0, 0.0, 0.0], [0.0, 0.0, 1.0], [0.0, -1.0, 0.0]])
 
-NUM_BETAS = 10
 BUILD_VERSION = 2  # bump whenever the build changes: cached files carry it in their name
 
 
 def bone_part(bone_names: list[str], parents: list[int]) -> np.ndarray:
-    """Assign every Anny bone to one SMPL part (index into SMPL_JOINT_NAMES).
+    """Assign every Anny bone to one SMPL part (index into ``smpl_layout.JOINT_NAMES``).
 
     A bone belongs to the part of its nearest ancestor-or-self that is a primary bone; toe and
     finger bones go to the foot/hand parts, eyes to the head, ``pelvis.L/R`` and ``spine05`` to
     the pelvis (the chains in anny-facts).
     """
-    primary = {bone: SMPL_JOINT_NAMES.index(j) for j, bone in PRIMARY_BONE.items()}
+    primary = {bone: JOINT_INDEX[j] for j, bone in PRIMARY_BONE.items()}
     part = np.full(len(bone_names), -1, dtype=np.int64)
     for b, name in enumerate(bone_names):
         if name.startswith(("toe",)):
-            part[b] = SMPL_JOINT_NAMES.index(("left" if name.endswith(".L") else "right") + "_foot")
+            part[b] = JOINT_INDEX[("left" if name.endswith(".L") else "right") + "_foot"]
             continue
         if name.startswith("finger") and not name.startswith("finger1-"):
-            part[b] = SMPL_JOINT_NAMES.index(("left" if name.endswith(".L") else "right") + "_hand")
+            part[b] = JOINT_INDEX[("left" if name.endswith(".L") else "right") + "_hand"]
             continue
         a = b
         while a >= 0 and bone_names[a] not in primary:
@@ -224,7 +227,7 @@ def smpl_joints_from_heads(heads: torch.Tensor, bone_labels: list[str]) -> torch
     """(B,24,3) SMPL joints from Anny bone heads (B,104,3)."""
     idx = {n: i for i, n in enumerate(bone_labels)}
     cols = []
-    for name in SMPL_JOINT_NAMES:
+    for name in JOINT_NAMES:
         if name in MEAN_OF_HEADS:
             cols.append(heads[:, [idx[b] for b in MEAN_OF_HEADS[name]]].mean(1))
         else:
@@ -308,7 +311,7 @@ def build_free_body(
     part = bone_part(poser.bone_labels, poser.parents)
     vbi = poser.model.vertex_bone_indices.cpu().numpy()[poser.keep]
     vbw = poser.model.vertex_bone_weights.cpu().numpy()[poser.keep]
-    weights = np.zeros((len(poser.keep), 24))
+    weights = np.zeros((len(poser.keep), NUM_JOINTS))
     np.add.at(
         weights, (np.arange(len(poser.keep))[:, None].repeat(vbi.shape[1], 1), part[vbi]), vbw
     )
@@ -330,11 +333,11 @@ def build_free_body(
     return {
         "v_template": mean,
         "shapedirs": np.ascontiguousarray(dirs.transpose(1, 2, 0)),  # (V,3,10)
-        "posedirs": np.zeros((nv, 3, 207)),
+        "posedirs": np.zeros((nv, 3, (NUM_JOINTS - 1) * 9)),  # smplx: 9 per non-root joint
         "J_regressor": j_reg,
         "weights": weights,
         "kintree_table": np.stack(
-            [np.array(SMPL_PARENTS, dtype=np.int64) % (2**32), np.arange(24, dtype=np.int64)]
+            [np.array(PARENTS, dtype=np.int64) % (2**32), np.arange(NUM_JOINTS, dtype=np.int64)]
         ),
         "f": poser.faces.astype(np.int64),
         "landmark_names": np.array(sorted(landmarks)),
@@ -358,12 +361,12 @@ def _random_posed(
     g = torch.Generator().manual_seed(seed + 1)
     n = vertices.shape[0]
     axis = torch.nn.functional.normalize(
-        torch.randn(n, 24, 3, generator=g, dtype=torch.float64), dim=-1
+        torch.randn(n, NUM_JOINTS, 3, generator=g, dtype=torch.float64), dim=-1
     )
-    rotvec = axis * torch.rand(n, 24, 1, generator=g, dtype=torch.float64) * max_angle
-    rot = batch_rodrigues(rotvec.reshape(-1, 3)).reshape(n, 24, 3, 3)
+    rotvec = axis * torch.rand(n, NUM_JOINTS, 1, generator=g, dtype=torch.float64) * max_angle
+    rot = batch_rodrigues(rotvec.reshape(-1, 3)).reshape(n, NUM_JOINTS, 3, 3)
     posed_j, rel = batch_rigid_transform(
-        rot, torch.as_tensor(joints), torch.tensor(SMPL_PARENTS, dtype=torch.long)
+        rot, torch.as_tensor(joints), torch.tensor(PARENTS, dtype=torch.long)
     )
     per_vertex = torch.einsum("vj,bjxy->bvxy", torch.as_tensor(weights), rel)
     v = torch.as_tensor(vertices)

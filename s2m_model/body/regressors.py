@@ -11,6 +11,8 @@ from __future__ import annotations
 import numpy as np
 import torch
 
+from s2m_model.smpl_layout import JOINT_INDEX
+
 # A recipe maps a joint to {source: weight}; sources are 'j:<smpl joint>' or 'l:<landmark>'.
 Recipe = dict[str, float]
 
@@ -194,9 +196,7 @@ def smpl_topology_landmarks(arrays: dict[str, np.ndarray]) -> dict[str, np.ndarr
     mouth = 0.5 * (out["nose"] + out["nose"])
     out["mouth_left"] = out["mouth_right"] = mouth
     jreg = np.asarray(arrays["J_regressor"], dtype=np.float64)
-    from .free import SMPL_JOINT_NAMES
-
     for side in ("left", "right"):
         for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle"):
-            out[f"{side}_{part}"] = jreg[SMPL_JOINT_NAMES.index(f"{side}_{part}")]
+            out[f"{side}_{part}"] = jreg[JOINT_INDEX[f"{side}_{part}"]]
     return out
