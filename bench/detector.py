@@ -27,6 +27,7 @@ sys.path.insert(0, str(REPO))
 from s2m_model.detect import get_detector  # noqa: E402
 from s2m_model.detect.coco_eval import evaluate_detection, load_coco_person  # noqa: E402
 from s2m_model.image import iter_frames, load_image  # noqa: E402
+from s2m_model.util.timing import summarize  # noqa: E402
 
 RUNS = 30
 WARMUP = 3
@@ -54,7 +55,8 @@ def time_detector(detector, frame: np.ndarray) -> dict[str, float]:
         start = time.perf_counter()
         detector.detect(frame)
         times.append((time.perf_counter() - start) * 1e3)
-    return {"median": float(np.median(times)), "p95": float(np.percentile(times, 95))}
+    stats = summarize(times)
+    return {"median": stats["median"], "p95": stats["p95"]}
 
 
 def main() -> int:

@@ -23,6 +23,7 @@ import torch
 
 from s2m_model.export.onnx import export_onnx
 from s2m_model.export.runtime import OnnxRuntimeBackend, TorchBackend
+from s2m_model.util.timing import summarize
 
 
 def lifter_mlp(hidden: int = 256) -> torch.nn.Module:
@@ -43,8 +44,8 @@ def time_calls(fn: Callable[[], object], iters: int, warmup: int) -> dict[str, f
         start = time.perf_counter()
         fn()
         samples[i] = time.perf_counter() - start
-    ms = samples * 1e3
-    return {"median_ms": float(np.median(ms)), "p95_ms": float(np.percentile(ms, 95))}
+    stats = summarize((samples * 1e3).tolist())
+    return {"median_ms": stats["median"], "p95_ms": stats["p95"]}
 
 
 def main(argv: list[str] | None = None) -> int:
