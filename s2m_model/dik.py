@@ -80,37 +80,21 @@ class DIKResult:
 # --------------------------------------------------------------------------------------------
 # Roles: named points of a format (SMPL joint names + a few landmarks) as averages of joints.
 # --------------------------------------------------------------------------------------------
-_EXPLICIT_ROLES: dict[str, dict[str, tuple[str, ...]]] = {
-    "h36m17": {"pelvis": ("Pelvis",), "thorax": ("Thorax",), "nose": ("Nose",),
-               "head_top": ("Head",)},
-    "coco17": {"pelvis": ("left_hip", "right_hip"), "thorax": ("left_shoulder", "right_shoulder"),
-               "nose": ("nose",), "left_ear": ("left_ear",), "right_ear": ("right_ear",)},
-    "blazepose33": {
-        "pelvis": ("left_hip", "right_hip"), "thorax": ("left_shoulder", "right_shoulder"),
-        "nose": ("nose",), "left_ear": ("left_ear",), "right_ear": ("right_ear",),
-        "left_heel": ("left_heel",), "right_heel": ("right_heel",),
-        "left_toe": ("left_foot_index",), "right_toe": ("right_foot_index",),
-        "left_hand": ("left_index", "left_pinky"), "right_hand": ("right_index", "right_pinky"),
-        "left_index": ("left_index",), "right_index": ("right_index",),
-        "left_pinky": ("left_pinky",), "right_pinky": ("right_pinky",),
-    },
-    "mpi_inf_3dhp17": {"thorax": ("neck",), "head_top": ("head_top",), "head": ("head",)},
-    "bandai27": {"head_top": ("head_top",)},
-    "cmu31": {"head_top": ("head_top",)},
-}  # fmt: skip
-# smpl_map entries that are not the SMPL joint itself for DIK's purposes.
-_IGNORE_MAP = {"h36m17": {"Spine", "Nose", "Pelvis"}, "mpi_inf_3dhp17": {"spine", "head"}}
-
-
 def format_roles(fmt) -> dict[str, tuple[int, ...]]:
-    """Role name -> indices (averaged) of the format's joints."""
+    """Role name -> indices (averaged) of the format's joints: the named points DIK reads.
+
+    The table is data on the format (:class:`~s2m_model.skeletons.SkeletonFormat`): every
+    ``smpl_map`` joint under its SMPL name, then ``fmt.roles`` (which override those, or
+    remove them with an empty tuple). ``thorax`` defaults to the ``neck`` role. A fresh dict
+    each call (the solver adds derived roles to it).
+    """
     roles: dict[str, tuple[int, ...]] = {}
-    ignore = _IGNORE_MAP.get(fmt.name, set())
     for joint, smpl in fmt.smpl_map.items():
-        if joint not in ignore:
+        if smpl not in fmt.roles:
             roles[smpl] = (fmt.index(joint),)
-    for role, joints in _EXPLICIT_ROLES.get(fmt.name, {}).items():
-        roles[role] = tuple(fmt.index(j) for j in joints)
+    for role, joints in fmt.roles.items():
+        if joints:
+            roles[role] = tuple(fmt.index(j) for j in joints)
     if "neck" in roles and "thorax" not in roles:
         roles["thorax"] = roles["neck"]
     return roles

@@ -119,6 +119,32 @@ def test_mocap_formats_solve(body):
     assert float(err.mean()) < 0.01
 
 
+def test_a_new_format_needs_only_its_definition(body):
+    """A format DIK has never seen: SMPL joints under other names, no pelvis joint (its role
+    is the hips' midpoint) and a head-top landmark; defined in one place, solved exactly."""
+    from s2m_model.skeletons import SkeletonFormat
+
+    smpl = ("left_hip", "right_hip", "left_knee", "right_knee", "left_ankle", "right_ankle",
+            "neck", "left_shoulder", "right_shoulder", "left_elbow", "right_elbow",
+            "left_wrist", "right_wrist")  # fmt: skip
+    names = tuple(f"j{i}" for i in range(len(smpl))) + ("head_top",)
+    parents = (-1, 0, 0, 1, 2, 3, 4, 0, 6, 6, 7, 8, 9, 10)
+    fmt = SkeletonFormat(
+        "robot14", names, parents, smpl_map=dict(zip(names, smpl, strict=False)),
+        roles={"pelvis": ("j0", "j1"), "head_top": ("head_top",)},
+    )  # fmt: skip
+    out = _random_bodies(body, batch=6, seed=4)
+    joints = torch.stack([out.joints[:, J[n]] for n in smpl], 1)
+    top = body.landmark("head_top") @ out.vertices  # (B,3)
+    joints = torch.cat([joints, top[:, None]], 1)
+    r = dik.solve(joints, fmt, body, betas=out.betas)
+    assert r.solved[:, [J["pelvis"], J["left_knee"], J["spine1"], J["right_elbow"]]].all()
+    refit = _refit(body, r, out.betas).joints
+    idx = [J[n] for n in smpl]
+    err = (refit[:, idx] - out.joints[:, idx]).norm(dim=-1)
+    assert float(err.mean()) < 0.01, float(err.mean())
+
+
 def test_straight_limbs_and_t_pose(body):
     rest = body.rest_points(None, "h36m17")
     r = dik.solve(rest, "h36m17", body)

@@ -125,6 +125,37 @@ def test_smpl_constants_and_key_correspondences():
     assert "head_top" not in get_format("bandai27").smpl_map
 
 
+@pytest.mark.parametrize("name", ALL)
+def test_roles_name_own_joints_and_give_dik_what_it_needs(name):
+    from s2m_model.dik import format_roles
+
+    f = get_format(name)
+    for role, joints in f.roles.items():
+        assert isinstance(joints, tuple) and set(joints) <= set(f.joint_names), role
+    roles = format_roles(f)
+    needed = {"pelvis", "thorax", "left_hip", "right_knee", "left_shoulder", "right_elbow"}
+    assert needed <= set(roles), needed - set(roles)
+    assert all(0 <= i < f.num_joints for idx in roles.values() for i in idx)
+
+
+def test_roles_override_and_remove_smpl_map_entries():
+    from s2m_model.dik import format_roles
+
+    h36m = get_format("h36m17")
+    roles = format_roles(h36m)
+    # H36M Spine/Nose are mapped to SMPL spine1/head for metrics, not used as IK bone ends.
+    assert "spine1" not in roles and "head" not in roles
+    assert roles["thorax"] == roles["neck"] == (h36m.index("Thorax"),)
+    assert roles["head_top"] == (h36m.index("Head"),) and roles["pelvis"] == (0,)
+    # A new format is defined in one place: its roles are data on the format.
+    tiny = SkeletonFormat(
+        "tiny", ("a", "b", "c"), (-1, 0, 0), smpl_map={"a": "pelvis", "b": "neck"},
+        roles={"pelvis": ("a", "c"), "nose": ("c",)},
+    )  # fmt: skip
+    assert format_roles(tiny) == {"neck": (1,), "pelvis": (0, 2), "nose": (2,), "thorax": (1,)}
+    assert format_roles(get_format("coco17"))["pelvis"] == (11, 12)
+
+
 def test_index_and_helpers():
     f = get_format("h36m17")
     assert f.index("Thorax") == 8 and f.joint_names[f.index("R_Wrist")] == "R_Wrist"
@@ -182,6 +213,8 @@ def test_convert_refuses_missing_targets_and_unknown_maps():
         ({"left_right": ((1, 1),)}, "bad left/right pair"),
         ({"smpl_map": {"a": "nose"}}, "smpl_map entry"),
         ({"joint_names": ("a", "a", "c")}, "duplicate"),
+        ({"roles": {"pelvis": ("a", "x")}}, "role 'pelvis' must be a tuple of joint names"),
+        ({"roles": {"pelvis": "a"}}, "role 'pelvis' must be a tuple"),
     ],
 )
 def test_bad_definitions_fail_at_construction(kwargs, match):

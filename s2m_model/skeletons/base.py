@@ -41,6 +41,13 @@ class SkeletonFormat:
         to_formats: target format name -> ``J_target`` indices into this format (``None`` where
             the target joint has no counterpart), so that ``joints[..., idx, :]`` gives the
             target layout. See :meth:`convert`.
+        roles: named points for inverse kinematics (:func:`s2m_model.dik.format_roles`) beyond
+            ``smpl_map``: role name -> the format joints whose mean is that point, e.g.
+            ``"pelvis": ("left_hip", "right_hip")`` for COCO, or the landmarks DIK uses
+            (``thorax``, ``nose``, ``head_top``, ``left_ear``, ``left_heel``, ``left_toe``,
+            ``left_hand``, ``left_index``, ``left_pinky``, ...). Every ``smpl_map`` joint is
+            already a role under its SMPL name; a role of the same name overrides it, and an
+            empty tuple removes it (a joint near, but not at, that SMPL joint for IK purposes).
     """
 
     name: str
@@ -49,6 +56,7 @@ class SkeletonFormat:
     left_right: tuple[tuple[int, int], ...] = ()
     smpl_map: Mapping[str, str] = field(default_factory=dict, hash=False)
     to_formats: Mapping[str, tuple[int | None, ...]] = field(default_factory=dict, hash=False)
+    roles: Mapping[str, tuple[str, ...]] = field(default_factory=dict, hash=False)
 
     def __post_init__(self) -> None:
         # A malformed definition should fail at import, not deep inside a training loop.
@@ -76,6 +84,11 @@ class SkeletonFormat:
         for src, dst in self.smpl_map.items():
             if src not in self.joint_names or dst not in SMPL_JOINT_NAMES:
                 raise ValueError(f"{self.name}: smpl_map entry {src!r} -> {dst!r} is unknown")
+        for role, joints in self.roles.items():
+            if isinstance(joints, str) or any(j not in self.joint_names for j in joints):
+                raise ValueError(
+                    f"{self.name}: role {role!r} must be a tuple of joint names, got {joints!r}"
+                )
 
     # ------------------------------------------------------------------ structure helpers
     @property

@@ -79,6 +79,12 @@ H36M17_FORMAT = H36M17(
         "R_Shoulder": "right_shoulder", "R_Elbow": "right_elbow", "R_Wrist": "right_wrist",
     },  # fmt: skip
     to_formats={"mpi_inf_3dhp17": tuple(_H36M_FROM_3DHP.index(i) for i in range(17))},
+    roles={
+        # Spine lies between SMPL spine1 and spine2 and Nose between the head joint and the
+        # face: close enough for joint-error metrics, not as bone ends for IK.
+        "spine1": (), "head": (),
+        "thorax": ("Thorax",), "nose": ("Nose",), "head_top": ("Head",),
+    },  # fmt: skip
 )
 
 # -------------------------------------------------------------------------------- COCO / MPI
@@ -112,6 +118,10 @@ COCO17 = Coco17(
     left_right=lr_pairs(COCO17_JOINT_NAMES, "left", "right"),
     # COCO hips are annotated a little lower/wider than the joint centres: still the hip joints.
     smpl_map={n: n for n in _LIMBS},
+    roles={
+        "pelvis": ("left_hip", "right_hip"), "thorax": ("left_shoulder", "right_shoulder"),
+        "nose": ("nose",), "left_ear": ("left_ear",), "right_ear": ("right_ear",),
+    },  # fmt: skip
 )
 
 BLAZEPOSE33_JOINT_NAMES: tuple[str, ...] = (
@@ -145,6 +155,16 @@ BLAZEPOSE33 = BlazePose33(
     smpl_map={n: n for n in _LIMBS},
     # Every COCO keypoint is a BlazePose landmark of the same name (eyes = eye centres).
     to_formats={"coco17": tuple(BLAZEPOSE33_JOINT_NAMES.index(n) for n in COCO17_JOINT_NAMES)},
+    roles={
+        "pelvis": ("left_hip", "right_hip"), "thorax": ("left_shoulder", "right_shoulder"),
+        "nose": ("nose",), "left_ear": ("left_ear",), "right_ear": ("right_ear",),
+        "left_heel": ("left_heel",), "right_heel": ("right_heel",),
+        "left_toe": ("left_foot_index",), "right_toe": ("right_foot_index",),
+        # The hand direction (wrist -> knuckle midpoint) and the knuckle line turn the wrist.
+        "left_hand": ("left_index", "left_pinky"), "right_hand": ("right_index", "right_pinky"),
+        "left_index": ("left_index",), "right_index": ("right_index",),
+        "left_pinky": ("left_pinky",), "right_pinky": ("right_pinky",),
+    },  # fmt: skip
 )
 
 MPI_INF_3DHP17_JOINT_NAMES: tuple[str, ...] = (
@@ -176,6 +196,11 @@ MPI_INF_3DHP17 = MpiInf3dhp17(
         "head": "head",
     },
     to_formats={"h36m17": _H36M_FROM_3DHP},
+    roles={
+        # 3DHP "spine" sits near SMPL spine1 but not as a bone end for IK.
+        "spine1": (),
+        "thorax": ("neck",), "head_top": ("head_top",),
+    },  # fmt: skip
 )
 
 # ------------------------------------------------------------------------------------- mocap
@@ -241,6 +266,8 @@ BANDAI27 = Bandai27(
             )  # fmt: skip
         ),
     },
+    # The synthetic head-top point orients the head with the Head joint.
+    roles={"head_top": ("head_top",)},
 )
 
 CMU_BVH_PARENTS: dict[str, str | None] = {
@@ -308,6 +335,8 @@ CMU31 = Cmu31(
             )  # fmt: skip
         ),
     },
+    # The synthetic head-top point orients the head with the Head joint.
+    roles={"head_top": ("head_top",)},
 )
 
 ALL_FORMATS: tuple[SkeletonFormat, ...] = (
