@@ -25,7 +25,8 @@ from s2m_model.detect.mediapipe_pose import (
     BLAZEPOSE_TO_COCO17,
     landmarks_to_detection,
 )
-from s2m_model.detect.onnx_keypoints import choose_providers, decode_heatmaps
+from s2m_model.detect.onnx_keypoints import decode_heatmaps
+from s2m_model.export.runtime import default_ort_providers
 
 # --- Detection record and factory -------------------------------------------------------------
 
@@ -303,6 +304,9 @@ def test_onnx_full_frame_keypoints(tiny_model):
     det = _onnx(tiny_model, padding=1.0)
     assert isinstance(det, Detector)
     assert det.providers[-1] == "CPUExecutionProvider"
+    from s2m_model.export.runtime import OnnxRuntimeBackend
+
+    assert isinstance(det.backend, OnnxRuntimeBackend)  # sessions come from the runtime backend
     found = det.detect(image)
     assert len(found) == 1
     kp = found[0].keypoints
@@ -400,12 +404,15 @@ def test_onnx_bad_model_files(tmp_path):
         _onnx(wrong, std=(1.0, 0.0, 1.0))
 
 
-def test_choose_providers_prefers_tensorrt_then_cuda():
-    assert choose_providers(["CPUExecutionProvider", "CUDAExecutionProvider",
-                             "TensorrtExecutionProvider"]) == [
+def test_detector_providers_come_from_the_runtime_backend():
+    assert default_ort_providers(["CPUExecutionProvider", "CUDAExecutionProvider",
+                                  "TensorrtExecutionProvider"]) == [
         "TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    assert choose_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
-    assert choose_providers([]) == ["CPUExecutionProvider"]
+    assert default_ort_providers(["CPUExecutionProvider"]) == ["CPUExecutionProvider"]
+    assert default_ort_providers([]) == ["CPUExecutionProvider"]
+    import s2m_model.detect.onnx_keypoints as ok
+
+    assert not hasattr(ok, "choose_providers")  # one provider policy: the runtime's
 
 
 # --- COCO metric helpers ----------------------------------------------------------------------

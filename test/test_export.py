@@ -10,7 +10,7 @@ import onnx
 import pytest
 import torch
 
-from s2m_model.export.models import _toy_mlp_module
+from s2m_model.export.models import EXPORTABLE, ExportOptions, toy_mlp_module
 from s2m_model.export.onnx import ParityError, export_onnx, max_abs_diff, verify_onnx
 from s2m_model.export.runtime import (
     OnnxRuntimeBackend,
@@ -446,14 +446,14 @@ def test_cli_export_toy_model(tmp_path, capsys):
     backend = load_backend(out)
     x = np.random.default_rng(0).standard_normal((37, 34)).astype(np.float32)
     y = backend(x=x)["y"]
-    want = _toy_mlp_module()(torch.from_numpy(x)).detach().numpy()
+    want = toy_mlp_module()(torch.from_numpy(x)).detach().numpy()
     assert y.shape == (37, 51) and max_abs_diff(y, want) <= 1e-4
 
 
 def test_cli_checkpoint_is_loaded(tmp_path):
     from s2m_model.cli import main
 
-    module = _toy_mlp_module()
+    module = toy_mlp_module()
     with torch.no_grad():
         module[-1].bias.fill_(3.0)
     ckpt = tmp_path / "toy.pt"
@@ -639,3 +639,34 @@ def test_build_engine_fp16_on_tensorrt11_and_old_versions(tmp_path, fake_trt, mo
     tensorrt_available.cache_clear()
     ok, reason = tensorrt_available()
     assert not ok and "8.6.1" in reason
+
+
+def test_export_registry_takes_typed_options():
+    module, inputs, in_names, out_names = EXPORTABLE["toy-mlp"](ExportOptions(batch=3))
+    assert inputs[0].shape == (3, 34) and in_names == ["x"] and out_names == ["y"]
+    assert ExportOptions().format == "h36m17" and ExportOptions().body == "s2m-free"
+    for bad in (0, -1, 2.5, True):
+        with pytest.raises(ValueError, match="batch"):
+            ExportOptions(batch=bad)
+
+
+def test_export_modules_have_no_import_cycle():
+    """onnx.py -> runtime.py -> tensorrt.py all reach check_onnx_file in a leaf module."""
+    import ast
+    from pathlib import Path
+
+    import s2m_model.export as pkg
+
+    folder = Path(pkg.__file__).parent
+    graph: dict[str, set[str]] = {}
+    for path in folder.glob("*.py"):
+        deps = set()
+        for node in ast.walk(ast.parse(path.read_text())):
+            if isinstance(node, ast.ImportFrom) and node.module:
+                if node.module.startswith("s2m_model.export."):
+                    deps.add(node.module.rsplit(".", 1)[1])
+        graph[path.stem] = deps
+    assert "runtime" not in graph["onnx_file"] and "onnx" not in graph["runtime"]
+    assert "onnx" not in graph["tensorrt"]
+    assert graph["onnx_file"] == set()
+

@@ -34,22 +34,7 @@ log = logging.getLogger(__name__)
 
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
-PROVIDER_PREFERENCE = (
-    "TensorrtExecutionProvider",
-    "CUDAExecutionProvider",
-    "CPUExecutionProvider",
-)
 NUM_KEYPOINTS = 17
-
-
-def choose_providers(available: Sequence[str] | None = None) -> list[str]:
-    """onnxruntime execution providers in order of preference: TensorRT, CUDA, CPU."""
-    if available is None:
-        import onnxruntime as ort
-
-        available = ort.get_available_providers()
-    chosen = [p for p in PROVIDER_PREFERENCE if p in available]
-    return chosen or ["CPUExecutionProvider"]
 
 
 class OnnxKeypointDetector:
@@ -61,8 +46,9 @@ class OnnxKeypointDetector:
         input_size: ``(H, W)`` when the model input has symbolic height/width.
         padding: box enlargement factor before cropping.
         min_score: detections whose mean keypoint confidence is below this are dropped.
-        providers: onnxruntime providers; default :func:`choose_providers` (TensorRT, CUDA,
-            CPU, whichever are available; falls back to CPU if a GPU provider fails to start).
+        providers: onnxruntime providers; default: the runtime backend's choice
+            (:class:`~s2m_model.export.runtime.OnnxRuntimeBackend`: TensorRT, CUDA, CPU,
+            whichever are available; falls back to CPU if a GPU provider fails to start).
         person_detector: optional detector whose boxes are used when ``detect`` gets none.
         max_side: largest accepted image side in pixels.
 
@@ -84,7 +70,7 @@ class OnnxKeypointDetector:
         person_detector: Detector | None = None,
         max_side: int = MAX_IMAGE_SIDE,
     ) -> None:
-        import onnxruntime as ort
+        from s2m_model.export.runtime import OnnxRuntimeBackend
 
         self.model_path = Path(model_path)
         if not self.model_path.is_file():
@@ -102,9 +88,10 @@ class OnnxKeypointDetector:
         self.person_detector = person_detector
         self.max_side = int(max_side)
 
-        wanted = list(providers) if providers is not None else choose_providers()
-        self.session = self._open_session(ort, wanted)
-        self.providers = self.session.get_providers()
+        # The runtime backend validates the file and owns provider choice and CPU fallback.
+        self.backend = OnnxRuntimeBackend(self.model_path, providers=providers)
+        self.session = self.backend.session
+        self.providers = self.backend.providers
 
         inputs = self.session.get_inputs()
         if len(inputs) != 1:
@@ -148,15 +135,6 @@ class OnnxKeypointDetector:
             )
         self.output_name = outputs[0].name
         self._lock = threading.Lock()
-
-    def _open_session(self, ort, providers: list[str]):
-        try:
-            return ort.InferenceSession(str(self.model_path), providers=providers)
-        except Exception as exc:  # onnxruntime raises its own exception types
-            if providers != ["CPUExecutionProvider"]:
-                log.warning("onnxruntime providers %s failed (%s); trying CPU", providers, exc)
-                return self._open_session(ort, ["CPUExecutionProvider"])
-            raise ValueError(f"{self.model_path}: not a loadable ONNX model ({exc})") from exc
 
     def detect(
         self, image: np.ndarray, bboxes: np.ndarray | Sequence[Sequence[float]] | None = None

@@ -20,7 +20,7 @@ from typing import Any
 _LAZY = {
     "export_onnx": "onnx",
     "verify_onnx": "onnx",
-    "check_onnx_file": "onnx",
+    "check_onnx_file": "onnx_file",
     "ParityError": "onnx",
     "build_engine": "tensorrt",
     "tensorrt_available": "tensorrt",

@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from s2m_model.export.models import EXPORTABLE
+from s2m_model.export.models import EXPORTABLE, ExportOptions
 
 EXIT_NO_TENSORRT = 3
 
@@ -78,7 +78,9 @@ def handler(args: argparse.Namespace) -> int:
         raise ValueError(f"need 1 <= --opt-batch <= --max-batch, got {opt_batch}, "
                          f"{args.max_batch}")
 
-    module, example_inputs, input_names, output_names = EXPORTABLE[args.model](args)
+    options = ExportOptions(batch=args.batch, checkpoint=args.checkpoint, format=args.format,
+                            body=args.body)  # fmt: skip
+    module, example_inputs, input_names, output_names = EXPORTABLE[args.model](options)
     path = export_onnx(module, example_inputs, args.onnx, input_names, output_names,
                        dynamic_batch=True, opset=args.opset, exporter=args.exporter)
     print(f"exported {args.model} -> {path} (opset {args.opset}, dynamic batch)")
@@ -106,7 +108,8 @@ def handler(args: argparse.Namespace) -> int:
         return EXIT_NO_TENSORRT
     print(f"built TensorRT engine -> {engine} ({reason}, fp16={args.fp16}, "
           f"batch 1..{args.max_batch})")
-    _check_engine(engine, module, example_inputs, input_names, args)
+    _check_engine(engine, module, example_inputs, input_names, batch=args.batch,
+                  max_batch=args.max_batch, fp16=args.fp16, atol=args.atol)  # fmt: skip
     return 0
 
 
@@ -115,14 +118,18 @@ def _check_engine(
     module: Any,
     example_inputs: tuple[Any, ...],
     input_names: list[str],
-    args: argparse.Namespace,
+    *,
+    batch: int,
+    max_batch: int,
+    fp16: bool,
+    atol: float,
 ) -> None:
     """Parity of the fresh engine against torch; with fp16 the bound is 1% of the output scale."""
     from s2m_model.export.onnx import ParityError, max_abs_diff
     from s2m_model.export.runtime import TensorRTBackend, TorchBackend
 
     trt_backend = TensorRTBackend(engine)
-    batch = min(args.batch, args.max_batch)
+    batch = min(batch, max_batch)
     inputs = {n: t[:batch].numpy() for n, t in zip(input_names, example_inputs, strict=True)}
     got = trt_backend(**inputs)
     want = TorchBackend(module, input_names=input_names,
@@ -131,7 +138,7 @@ def _check_engine(
     report = ", ".join(f"{k} {v:.2e}" for k, v in diffs.items())
     print(f"parity TensorRT vs torch, batch {batch}: max abs diff {report}")
     scale = max(float(abs(v).max()) for v in want.values())
-    atol = max(args.atol, 1e-2 * max(1.0, scale)) if args.fp16 else args.atol
+    atol = max(atol, 1e-2 * max(1.0, scale)) if fp16 else atol
     if not all(v <= atol for v in diffs.values()):
         raise ParityError(f"TensorRT engine {engine} differs from torch by more than {atol:g}: "
                           f"{report}", diffs)

@@ -1,24 +1,25 @@
 """Registry of models that ``s2m export`` can export.
 
-Each entry maps a name to a *builder*: a function that takes the parsed ``argparse.Namespace``
-of ``s2m export`` and returns ``(module, example_inputs, input_names, output_names)``:
+Each entry maps a name to a *builder*: a function that takes an :class:`ExportOptions` (what
+``s2m export`` was asked for) and returns ``(module, example_inputs, input_names,
+output_names)``:
 
 - ``module``: a ``torch.nn.Module`` in float32 whose ``forward`` takes the inputs positionally
   and returns a tensor or a tuple of tensors in ``output_names`` order (wrap models that return
   dicts or dataclasses in a small adapter module);
 - ``example_inputs``: a tuple of float32 tensors with the batch on axis 0; use
-  ``args.batch`` as the batch size (the CLI checks parity on it and on batch 1);
+  ``options.batch`` as the batch size (the CLI checks parity on it and on batch 1);
 - ``input_names`` / ``output_names``: the tensor names in the ONNX file and engine.
 
 Extension point — to add a model (the lead registers ``'lifter'``, ``'dik'``, ``'dik-body'``)::
 
     @register_exportable("lifter")
-    def _lifter(args: argparse.Namespace) -> ExportSpec:
+    def _lifter(options: ExportOptions) -> ExportSpec:
         from s2m_model.lifter import Lifter          # heavy imports inside the builder
         model = Lifter()
-        if args.checkpoint:
-            load_state_dict_checkpoint(model, args.checkpoint)
-        x = torch.randn(args.batch, 17, 2, generator=torch.Generator().manual_seed(0))
+        if options.checkpoint:
+            load_state_dict_checkpoint(model, options.checkpoint)
+        x = torch.randn(options.batch, 17, 2, generator=torch.Generator().manual_seed(0))
         return model, (x,), ["keypoints_2d"], ["joints_3d"]
 
 Keep this module free of torch imports at import time: ``s2m --help`` imports it to list the
@@ -27,16 +28,42 @@ model names.
 
 from __future__ import annotations
 
-import argparse
+import os
 from collections.abc import Callable
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
     import torch
 
+
+@dataclass(frozen=True)
+class ExportOptions:
+    """What a builder needs to know about the requested export.
+
+    Attributes:
+        batch: example batch size for tracing and the parity check (>= 1).
+        checkpoint: weights (a torch state dict, or an ``s2m train lifter`` checkpoint) to load
+            into the model; ``None`` = the model's default weights.
+        format: skeleton format of the ``dik`` / ``dik-body`` input.
+        body: body model of ``dik`` / ``dik-body``: ``"s2m-free"`` or an SMPL ``.npz``/``.pkl``.
+    """
+
+    batch: int = 4
+    checkpoint: str | os.PathLike[str] | None = None
+    format: str = "h36m17"
+    body: str = "s2m-free"
+
+    def __post_init__(self) -> None:
+        if isinstance(self.batch, bool) or not isinstance(self.batch, int) or self.batch < 1:
+            raise ValueError(f"batch must be an integer >= 1, got {self.batch!r}")
+        if not self.format or not self.body:
+            raise ValueError("format and body must be non-empty names")
+
+
 ExportSpec = tuple["torch.nn.Module", tuple["torch.Tensor", ...], list[str], list[str]]
-Builder = Callable[[argparse.Namespace], ExportSpec]
+Builder = Callable[[ExportOptions], ExportSpec]
 
 EXPORTABLE: dict[str, Builder] = {}
 
@@ -83,7 +110,7 @@ def load_state_dict_checkpoint(module: torch.nn.Module, path: str | Path) -> Non
         raise ValueError(f"checkpoint {path} does not fit {type(module).__name__}: {exc}") from exc
 
 
-def _toy_mlp_module(in_features: int = 34, hidden: int = 64, out_features: int = 51) -> Any:
+def toy_mlp_module(in_features: int = 34, hidden: int = 64, out_features: int = 51) -> Any:
     """A small MLP shaped like a 2D->3D lifter (17 joints x 2 -> 17 joints x 3), fixed seed."""
     import torch
 
@@ -102,53 +129,54 @@ def _toy_mlp_module(in_features: int = 34, hidden: int = 64, out_features: int =
 
 
 @register_exportable("toy-mlp")
-def _toy_mlp(args: argparse.Namespace) -> ExportSpec:
+def _toy_mlp(options: ExportOptions) -> ExportSpec:
     """Test/demo model: (B, 34) -> (B, 51), random weights unless ``--checkpoint`` is given."""
     import torch
 
-    model = _toy_mlp_module()
-    if getattr(args, "checkpoint", None):
-        load_state_dict_checkpoint(model, args.checkpoint)
-    x = torch.randn(args.batch, 34, generator=torch.Generator().manual_seed(0))
+    model = toy_mlp_module()
+    if options.checkpoint:
+        load_state_dict_checkpoint(model, options.checkpoint)
+    x = torch.randn(options.batch, 34, generator=torch.Generator().manual_seed(0))
     return model, (x,), ["x"], ["y"]
 
 
-def _dik_spec(args: argparse.Namespace, with_body: bool) -> ExportSpec:
+def _dik_spec(options: ExportOptions, with_body: bool) -> ExportSpec:
     import torch
 
     from s2m_model.body import load_body_model
     from s2m_model.dik import DIKModule
+    from s2m_model.smpl_layout import NUM_BETAS
 
-    fmt = getattr(args, "format", None) or "h36m17"
-    body = load_body_model(getattr(args, "body", None) or "s2m-free")
+    fmt = options.format
+    body = load_body_model(options.body)
     module = DIKModule(body, fmt, with_body=with_body).eval()
-    rest = body.rest_points(torch.zeros(args.batch, 10), fmt)
+    rest = body.rest_points(torch.zeros(options.batch, NUM_BETAS), fmt)
     g = torch.Generator().manual_seed(0)
     joints = rest + 0.02 * torch.randn(rest.shape, generator=g)
     names = ["global_orient", "body_pose", "transl", "solved"]
     if with_body:
         names += ["vertices", "body_joints"]
-    return module, (joints, torch.zeros(args.batch, 10)), ["joints", "betas"], names
+    return module, (joints, torch.zeros(options.batch, NUM_BETAS)), ["joints", "betas"], names
 
 
 @register_exportable("dik")
-def _dik(args: argparse.Namespace) -> ExportSpec:
+def _dik(options: ExportOptions) -> ExportSpec:
     """DIK for the skeleton format --format (default h36m17) on the s2m-free body."""
-    return _dik_spec(args, with_body=False)
+    return _dik_spec(options, with_body=False)
 
 
 @register_exportable("dik-body")
-def _dik_body(args: argparse.Namespace) -> ExportSpec:
+def _dik_body(options: ExportOptions) -> ExportSpec:
     """DIK + body forward (vertices, joints): skeleton -> mesh in one graph."""
-    return _dik_spec(args, with_body=True)
+    return _dik_spec(options, with_body=True)
 
 
 @register_exportable("lifter")
-def _lifter(args: argparse.Namespace) -> ExportSpec:
+def _lifter(options: ExportOptions) -> ExportSpec:
     """2D->3D lifter: normalised coco17 (B,51) -> h36m17 metres (B,51); shipped default weights
     unless ``--checkpoint`` names an ``s2m train lifter`` checkpoint."""
     from s2m_model.lifter import load_lifter
     from s2m_model.lifter.model import example_input
 
-    lifter = load_lifter(getattr(args, "checkpoint", None) or "default")
-    return lifter, (example_input(args.batch),), ["keypoints_2d_norm"], ["joints_3d"]
+    lifter = load_lifter(options.checkpoint or "default")
+    return lifter, (example_input(options.batch),), ["keypoints_2d_norm"], ["joints_3d"]

@@ -259,13 +259,26 @@ class TorchBackend(InferenceBackend):
 # --------------------------------------------------------------------------------------------
 
 
-def default_ort_providers() -> list[str]:
-    """The available ONNX Runtime providers in preference order: TensorRT > CUDA > CPU."""
-    import onnxruntime as ort
+#: ONNX Runtime execution providers s2m uses, most preferred first.
+ORT_PROVIDER_PREFERENCE = (
+    "TensorrtExecutionProvider",
+    "CUDAExecutionProvider",
+    "CPUExecutionProvider",
+)
 
-    available = set(ort.get_available_providers())
-    preferred = ["TensorrtExecutionProvider", "CUDAExecutionProvider", "CPUExecutionProvider"]
-    return [p for p in preferred if p in available] or ["CPUExecutionProvider"]
+
+def default_ort_providers(available: Sequence[str] | None = None) -> list[str]:
+    """The available ONNX Runtime providers in preference order: TensorRT > CUDA > CPU.
+
+    ``available`` defaults to this onnxruntime build's ``get_available_providers()``; the CPU
+    provider is the answer when none of the preferred ones is available.
+    """
+    if available is None:
+        import onnxruntime as ort
+
+        available = ort.get_available_providers()
+    have = set(available)
+    return [p for p in ORT_PROVIDER_PREFERENCE if p in have] or ["CPUExecutionProvider"]
 
 
 def ort_tensorrt_options(
@@ -321,7 +334,7 @@ class OnnxRuntimeBackend(InferenceBackend):
     ) -> None:
         import onnxruntime as ort
 
-        from s2m_model.export.onnx import check_onnx_file
+        from s2m_model.export.onnx_file import check_onnx_file
 
         self.path = Path(path)
         check_onnx_file(self.path)

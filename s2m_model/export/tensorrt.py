@@ -60,7 +60,7 @@ def tensorrt_available() -> tuple[bool, str]:
 
 def onnx_input_shapes(onnx_path: Path) -> dict[str, tuple[int, ...]]:
     """Input name -> ONNX shape with -1 for symbolic/unknown axes (read with ``onnx``)."""
-    from s2m_model.export.onnx import check_onnx_file
+    from s2m_model.export.onnx_file import check_onnx_file
 
     model = check_onnx_file(onnx_path)
     initializers = {init.name for init in model.graph.initializer}
