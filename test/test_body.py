@@ -294,9 +294,10 @@ def test_build_is_deterministic(tmp_path, monkeypatch):
 
 
 def test_render_silhouette_and_overlay(body):
-    from s2m_model.body.render import Camera, look_at_body, render_mesh, render_silhouette
+    from s2m_model.body.render import look_at_body, render_mesh, render_silhouette
+    from s2m_model.camera import Camera
 
-    cam = Camera.default(120, 160)
+    cam = Camera.from_fov(120, 160)
     verts = look_at_body(body.v_template.numpy(), cam)
     sil = render_silhouette(verts, body.faces, cam)
     assert sil.shape == (160, 120) and 0.05 < sil.mean() < 0.6

@@ -4,40 +4,19 @@ Hand-written on purpose, and small: OpenGL renderers (pyrender, moderngl) need a
 OSMesa/EGL system libraries that robots' containers and CI lack. Pillow rasterises the
 triangles; we only project, depth-sort (painter's algorithm) and shade (Lambert).
 
-Camera frame: x right, y down, z forward (OpenCV); pixel (u, v) = (fx x/z + cx, fy y/z + cy).
+Camera frame: x right, y down, z forward (OpenCV); pixel (u, v) = (fx x/z + cx, fy y/z + cy),
+with the one :class:`s2m_model.camera.Camera` (e.g. ``Camera.from_fov(w, h)``, whose field of
+view defaults to :data:`s2m_model.camera.DEFAULT_FOV_DEG`).
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
 import numpy as np
 from PIL import Image, ImageDraw
 
+from s2m_model.camera import Camera
 
-@dataclass
-class Camera:
-    """Pinhole intrinsics in pixels."""
-
-    fx: float
-    fy: float
-    cx: float
-    cy: float
-    width: int
-    height: int
-
-    @classmethod
-    def default(cls, width: int, height: int, fov_deg: float = 55.0) -> Camera:
-        """A camera with the given horizontal field of view (the pipeline's documented default)."""
-        f = 0.5 * width / np.tan(np.radians(fov_deg) / 2)
-        return cls(f, f, width / 2.0, height / 2.0, width, height)
-
-    def project(self, points: np.ndarray) -> np.ndarray:
-        """(N,3) camera-frame points (metres) -> (N,2) pixels."""
-        z = np.clip(points[:, 2], 1e-6, None)
-        return np.stack(
-            [self.fx * points[:, 0] / z + self.cx, self.fy * points[:, 1] / z + self.cy], axis=1
-        )
+__all__ = ["look_at_body", "render_mesh", "render_silhouette", "save_ply"]
 
 
 def look_at_body(
