@@ -18,19 +18,11 @@ from s2m_model.lifter import (
     normalise_keypoints,
     save_checkpoint,
 )
+from s2m_model.lifter.losses import hip_centred, knee_bend_penalty, project
 from s2m_model.lifter.model import example_input, rotation_to_optical_axis
+from s2m_model.lifter.samples import make_inputs, mirror, prepare
 from s2m_model.lifter.synthetic import synthetic_samples
-from s2m_model.lifter.train import (
-    TrainConfig,
-    evaluate,
-    hip_centred,
-    knee_bend_penalty,
-    make_inputs,
-    mirror,
-    prepare,
-    project,
-    train_lifter,
-)
+from s2m_model.lifter.train import TrainConfig, evaluate, train_lifter
 
 # MPJPE / PA-MPJPE (mm) of the shipped default on the `synth_val` set below (GT 2D + camera),
 # measured at 140.7 / 112.4 mm (these random poses and off-centre people are harder than the

@@ -62,7 +62,8 @@ def handler(args: argparse.Namespace) -> int:
 
     import torch
 
-    from s2m_model.lifter.train import TrainConfig, load_arrays, train_lifter
+    from s2m_model.lifter.samples import load_arrays
+    from s2m_model.lifter.train import TrainConfig, train_lifter
 
     if args.threads is not None:
         if args.threads < 1:

@@ -16,24 +16,27 @@ import numpy as np
 import roma
 import torch
 
-# (SMPL joint index, axis, low, high) in radians, body frame (Y up, facing +Z, left = +X).
+from s2m_model.camera import project_points
+from s2m_model.smpl_layout import JOINT_INDEX, NUM_BETAS, NUM_JOINTS
+
+# (SMPL joint, axis, low, high) in radians, body frame (Y up, facing +Z, left = +X).
 _RANGES = (
-    (1, 0, -1.3, 0.4), (2, 0, -1.3, 0.4),      # hips: flexion (thigh forward) .. extension
-    (1, 2, -0.1, 0.5), (2, 2, -0.5, 0.1),      # hips: abduction
-    (4, 0, 0.0, 2.0), (5, 0, 0.0, 2.0),        # knees bend backwards
-    (3, 0, -0.2, 0.5), (6, 0, -0.1, 0.3),      # spine bend forward
-    (16, 2, -1.4, 0.4), (17, 2, -0.4, 1.4),    # shoulders: arm down .. up
-    (16, 1, -0.8, 0.8), (17, 1, -0.8, 0.8),    # shoulders: arm forward/back
-    (18, 1, -2.2, 0.0), (19, 1, 0.0, 2.2),     # elbows bend forwards
-    (12, 0, -0.3, 0.4), (15, 1, -0.6, 0.6),    # neck nod, head turn
+    ("left_hip", 0, -1.3, 0.4), ("right_hip", 0, -1.3, 0.4),  # hips: flexion .. extension
+    ("left_hip", 2, -0.1, 0.5), ("right_hip", 2, -0.5, 0.1),  # hips: abduction
+    ("left_knee", 0, 0.0, 2.0), ("right_knee", 0, 0.0, 2.0),  # knees bend backwards
+    ("spine1", 0, -0.2, 0.5), ("spine2", 0, -0.1, 0.3),  # spine bend forward
+    ("left_shoulder", 2, -1.4, 0.4), ("right_shoulder", 2, -0.4, 1.4),  # arm down .. up
+    ("left_shoulder", 1, -0.8, 0.8), ("right_shoulder", 1, -0.8, 0.8),  # arm forward/back
+    ("left_elbow", 1, -2.2, 0.0), ("right_elbow", 1, 0.0, 2.2),  # elbows bend forwards
+    ("neck", 0, -0.3, 0.4), ("head", 1, -0.6, 0.6),  # neck nod, head turn
 )  # fmt: skip
 
 
 def random_poses(n: int, generator: torch.Generator) -> torch.Tensor:
     """(n,23,3) SMPL body_pose axis-angles (radians): uniform in :data:`_RANGES` + N(0, 0.08)."""
-    pose = 0.08 * torch.randn(n, 24, 3, generator=generator)
+    pose = 0.08 * torch.randn(n, NUM_JOINTS, 3, generator=generator)
     for joint, axis, lo, hi in _RANGES:
-        pose[:, joint, axis] += lo + (hi - lo) * torch.rand(n, generator=generator)
+        pose[:, JOINT_INDEX[joint], axis] += lo + (hi - lo) * torch.rand(n, generator=generator)
     return pose[:, 1:]
 
 
@@ -62,7 +65,7 @@ def synthetic_samples(
     g = torch.Generator().manual_seed(seed)
     w, h = image_size
     dtype = body.dtype
-    betas = (0.7 * torch.randn(n, 10, generator=g)).clamp(-2, 2)
+    betas = (0.7 * torch.randn(n, NUM_BETAS, generator=g)).clamp(-2, 2)
     body_pose = random_poses(n, g)
     yaw = (2 * torch.rand(n, generator=g) - 1) * math.pi
     pitch = 0.35 * (2 * torch.rand(n, generator=g) - 1)  # camera looking up/down at the person
@@ -101,8 +104,7 @@ def synthetic_samples(
     result: dict[str, np.ndarray] = {"camera": cam.numpy().astype(np.float32)}
     for fmt in ("h36m17", "coco17"):
         j3d = torch.cat(out[f"joints3d_{fmt}"])
-        u = cam[:, None, 0] * j3d[..., 0] / j3d[..., 2] + cam[:, None, 2]
-        v = cam[:, None, 1] * j3d[..., 1] / j3d[..., 2] + cam[:, None, 3]
+        u, v = project_points(j3d, cam).unbind(-1)
         inside = (u >= 0) & (u < w) & (v >= 0) & (v < h) & (j3d[..., 2] > 0)
         result[f"joints3d_{fmt}"] = j3d.numpy()
         result[f"keypoints2d_{fmt}"] = torch.stack([u, v, inside.float()], -1).numpy()

@@ -1,21 +1,10 @@
 """Training and evaluation of the lifter (supervised or 2D-only unsupervised).
 
-Both modes read the same samples (a data-shard dict, see docs/data-format.md):
-
-- ``supervised``: mean per-joint distance between the lifted and the true 3D joints (h36m17,
-  plus the auxiliary coco17 3D output at half weight), metres, virtual-camera frame.
-- ``unsupervised`` (Chen et al., CVPR 2019; only 2D keypoints and camera intrinsics are used):
-  lift -> reproject (perspective, pelvis at the depth implied by the 2D size) == input 2D;
-  rotate the lift about the pelvis (random azimuth, small elevation) -> project -> lift again
-  -> rotate back == first lift (3D cycle) and its projection == input 2D (2D cycle); a 2D pose
-  discriminator (LSGAN, spectrally normalised) on the rotated projections vs real 2D poses;
-  left/right bone-length symmetry; a knee-bend prior (knees do not bend forwards) that breaks
-  the depth-mirror ambiguity. The 2D targets are the coco17 and h36m17 keypoints of the same
-  view.
-
-Augmentation (both modes): horizontal mirroring, 2D noise that grows as the simulated
-confidence drops, random keypoint dropout (and whole-leg truncation), so that detector output
-with missing or shaky joints is in-distribution.
+Both modes read the same samples (a data-shard dict, see docs/data-format.md) through
+:mod:`s2m_model.lifter.samples` (virtual camera, mirroring, simulated detector noise and
+dropout) and minimise a loss of :mod:`s2m_model.lifter.losses`: ``supervised`` (3D joint error,
+metres) or ``unsupervised`` (Chen et al., CVPR 2019: reprojection, 3D/2D rotation cycles, a 2D
+pose discriminator, bone symmetry and a knee-bend prior, from 2D keypoints and intrinsics only).
 
 DDP: when launched with ``torchrun`` (``WORLD_SIZE`` > 1) each process initialises the process
 group, trains on its :class:`~torch.utils.data.DistributedSampler` share (BatchNorm synced across
@@ -35,28 +24,23 @@ from pathlib import Path
 from typing import Any
 
 import numpy as np
-import roma
 import torch
 from torch import nn
 
-from s2m_model.lifter.model import (
-    COCO_HIPS,
-    NUM_AUX,
-    NUM_IN,
-    NUM_OUT,
-    Lifter,
-    LifterConfig,
-    centre_and_scale,
-    save_checkpoint,
-    virtual_camera,
+from s2m_model.lifter.losses import (
+    Discriminator,
+    SupervisedObjective,
+    UnsupervisedObjective,
+    disc_input,
+    joint_error,
+    random_rotation,
 )
+from s2m_model.lifter.model import NUM_OUT, Lifter, LifterConfig, save_checkpoint
+from s2m_model.lifter.samples import check_arrays, make_inputs, mirror, prepare
 from s2m_model.skeletons import get_format
+from s2m_model.util.plotting import pyplot
 
 log = logging.getLogger(__name__)
-
-REQUIRED_KEYS = ("keypoints2d_coco17", "keypoints2d_h36m17", "joints3d_h36m17", "camera")
-OPTIONAL_KEYS = ("joints3d_coco17",)
-_LEGS = (13, 14, 15, 16)  # coco17 knees + ankles: the usual truncation at the image bottom
 
 
 @dataclass
@@ -116,323 +100,6 @@ class TrainConfig:
         if not 0 <= self.noise <= 1 or not 0 <= self.drop < 1:
             raise ValueError("noise must be in [0, 1] and drop in [0, 1)")
 
-
-# ------------------------------------------------------------------------------------ data
-@dataclass
-class Prepared:
-    """Training tensors, all in the virtual camera of each sample (N samples).
-
-    ``xy_coco`` / ``xy_h36m`` (N,17,2) normalised image coordinates (x/z, y/z);
-    ``j3d_h36m`` / ``j3d_coco`` (N,17,3) metres relative to the h36m17 pelvis (coco may be
-    absent: None).
-    """
-
-    xy_coco: torch.Tensor
-    xy_h36m: torch.Tensor
-    j3d_h36m: torch.Tensor
-    j3d_coco: torch.Tensor | None
-
-    def __len__(self) -> int:
-        return self.xy_coco.shape[0]
-
-    def to(self, device: torch.device | str) -> Prepared:
-        return Prepared(*(t.to(device) if t is not None else None for t in
-                          (self.xy_coco, self.xy_h36m, self.j3d_h36m, self.j3d_coco)))
-
-    def take(self, idx: torch.Tensor) -> Prepared:
-        return Prepared(*(t[idx] if t is not None else None for t in
-                          (self.xy_coco, self.xy_h36m, self.j3d_h36m, self.j3d_coco)))
-
-
-def load_arrays(folder: str | Path, max_samples: int | None = None) -> dict[str, np.ndarray]:
-    """The arrays the lifter needs from a shard folder (masks etc. are not kept in memory).
-
-    Raises:
-        FileNotFoundError / ValueError: see :func:`s2m_model.data.shards.iter_shards`.
-    """
-    from s2m_model.data.shards import iter_shards
-
-    keys = (*REQUIRED_KEYS, *OPTIONAL_KEYS)
-    parts: dict[str, list[np.ndarray]] = {k: [] for k in keys}
-    count = 0
-    for shard in iter_shards(folder):
-        for k in keys:
-            if k in shard:
-                parts[k].append(shard[k])
-        count += len(shard["camera"])
-        if max_samples is not None and count >= max_samples:
-            break
-    out = {k: np.concatenate(v)[:max_samples] for k, v in parts.items() if v}
-    check_arrays(out, str(folder))
-    return out
-
-
-def check_arrays(arrays: Mapping[str, np.ndarray], source: str) -> int:
-    """Validate the keys/shapes the lifter needs; returns the sample count N.
-
-    Raises:
-        ValueError: a key is missing, has the wrong shape, or holds NaN/inf.
-    """
-    missing = [k for k in REQUIRED_KEYS if k not in arrays]
-    if missing:
-        raise ValueError(f"{source}: missing arrays {missing} (see docs/data-format.md)")
-    n = int(np.shape(arrays["camera"])[0])
-    if n < 1:
-        raise ValueError(f"{source}: no samples")
-    want = {"camera": (n, 4)}
-    for k in ("keypoints2d_coco17", "keypoints2d_h36m17", "joints3d_h36m17", "joints3d_coco17"):
-        want[k] = (n, 17, 3)
-    for k, shape in want.items():
-        if k in arrays:
-            got = tuple(np.shape(arrays[k]))
-            if got != shape:
-                raise ValueError(f"{source}: {k} has shape {got}, expected {shape}")
-            if not np.isfinite(np.asarray(arrays[k], dtype=np.float64)).all():
-                raise ValueError(f"{source}: {k} contains NaN or inf")
-    if (np.asarray(arrays["camera"])[:, :2] <= 0).any():
-        raise ValueError(f"{source}: camera focal lengths must be > 0")
-    return n
-
-
-def prepare(arrays: Mapping[str, np.ndarray], source: str = "data") -> Prepared:
-    """Shard arrays -> :class:`Prepared` (virtual camera from the coco17 hips of each sample)."""
-    n = check_arrays(arrays, source)
-    cam = torch.as_tensor(np.asarray(arrays["camera"]), dtype=torch.float32)
-    kp_c = torch.as_tensor(np.asarray(arrays["keypoints2d_coco17"]), dtype=torch.float32)
-    kp_h = torch.as_tensor(np.asarray(arrays["keypoints2d_h36m17"]), dtype=torch.float32)
-    all_valid = torch.ones(n, NUM_IN, dtype=torch.bool)
-    # Concatenating both layouts gives them one virtual camera (coco17 first: its hips root it).
-    xy, rot = virtual_camera(torch.cat([kp_c[..., :2], kp_h[..., :2]], 1),
-                             torch.cat([all_valid, all_valid], 1), cam)
-    j3d_h = torch.as_tensor(np.asarray(arrays["joints3d_h36m17"]), dtype=torch.float32)
-    pelvis = j3d_h[:, :1]
-    j3d_c = None
-    if "joints3d_coco17" in arrays:
-        j3d_c = (torch.as_tensor(np.asarray(arrays["joints3d_coco17"]), dtype=torch.float32)
-                 - pelvis) @ rot.mT
-    return Prepared(xy[:, :NUM_IN], xy[:, NUM_IN:], (j3d_h - pelvis) @ rot.mT, j3d_c)
-
-
-def mirror(batch: Prepared, flip: torch.Tensor) -> Prepared:
-    """Mirror the samples where ``flip`` (B,) is True: negate x and swap left/right joints."""
-    perm_c = list(get_format("coco17").flip_perm)
-    perm_h = list(get_format("h36m17").flip_perm)
-
-    def one(t: torch.Tensor | None, perm: list[int]) -> torch.Tensor | None:
-        if t is None:
-            return None
-        m = t[:, perm].clone()
-        m[..., 0] = -m[..., 0]
-        return torch.where(flip.view(-1, 1, 1), m, t)
-
-    return Prepared(one(batch.xy_coco, perm_c), one(batch.xy_h36m, perm_h),
-                    one(batch.j3d_h36m, perm_h), one(batch.j3d_coco, perm_c))
-
-
-@dataclass
-class Inputs:
-    """One augmented batch: ``x`` (B,51) network input, ``valid`` (B,17) kept keypoints,
-    ``root`` (B,2) and ``scale`` (B,) of the input normalisation (virtual-camera units)."""
-
-    x: torch.Tensor
-    valid: torch.Tensor
-    root: torch.Tensor
-    scale: torch.Tensor
-
-
-def make_inputs(
-    xy: torch.Tensor, noise: float, drop: float, g: torch.Generator | None
-) -> Inputs:
-    """Simulate detector output from clean 2D ``xy`` (B,17,2) and normalise it.
-
-    Confidence ~ U(0.2, 1) per keypoint; Gaussian noise with std ``level * size * (1.5 - conf)``
-    where ``level ~ U(0, noise)`` per sample and ``size`` is the clean 2D size; half of the
-    samples drop keypoints at a rate ~ U(0, drop), 5% lose both legs below the hips; at least
-    one hip and 5 keypoints always remain.
-    """
-    b, dev = xy.shape[0], xy.device
-
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.rand(*shape, generator=g, device=dev)
-
-    _, _, size = centre_and_scale(xy, torch.ones(b, NUM_IN, dtype=torch.bool, device=dev))
-    conf = 0.2 + 0.8 * rand(b, NUM_IN)
-    level = noise * rand(b) * size
-    eps = torch.randn(b, NUM_IN, 2, generator=g, device=dev)
-    noisy = xy + eps * (level[:, None] * (1.5 - conf))[..., None]
-    rate = drop * rand(b) * (rand(b) < 0.5)
-    valid = rand(b, NUM_IN) >= rate[:, None]
-    legs = (rand(b) < 0.05) & (drop > 0)
-    valid[:, list(_LEGS)] &= ~legs[:, None]
-    hips = list(COCO_HIPS)
-    no_hip = ~valid[:, hips].any(1)
-    valid[:, hips] |= no_hip[:, None]
-    valid |= (valid.sum(1) < 5)[:, None]
-    x2, root, scale = centre_and_scale(noisy, valid)
-    c = conf * valid
-    return Inputs(torch.cat([x2, c[..., None]], -1).reshape(b, NUM_IN * 3), valid, root, scale)
-
-
-# ---------------------------------------------------------------------------------- losses
-def joint_error(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
-    """Mean Euclidean distance over (B,J,D) points (same unit as the inputs)."""
-    return torch.linalg.vector_norm(pred - target, dim=-1).mean()
-
-
-def project(points: torch.Tensor, depth: torch.Tensor) -> torch.Tensor:
-    """Perspective projection of pelvis-relative points (B,J,3) with the pelvis at ``depth``
-    (B,) on the optical axis and focal length ``depth`` (magnification 1 at the pelvis)."""
-    z = (depth[:, None] + points[..., 2]).clamp_min(1e-2 * depth[:, None])
-    return points[..., :2] * (depth[:, None] / z)[..., None]
-
-
-def hip_centred(xy: torch.Tensor, coco_offset: int) -> torch.Tensor:
-    """Subtract the coco17 hips' midpoint (coco joints start at ``coco_offset`` in ``xy``)."""
-    hips = [coco_offset + h for h in COCO_HIPS]
-    return xy - xy[:, hips].mean(1, keepdim=True)
-
-
-def random_rotation(b: int, elevation: float, g: torch.Generator | None,
-                    device: torch.device) -> torch.Tensor:
-    """(B,3,3) rotations: azimuth ~ U(-pi, pi) about the camera's vertical (y) axis, then an
-    elevation ~ U(-elevation, elevation) about x."""
-    az = (2 * torch.rand(b, generator=g, device=device) - 1) * math.pi
-    el = (2 * torch.rand(b, generator=g, device=device) - 1) * elevation
-    zero = torch.zeros_like(az)
-    r_az = roma.rotvec_to_rotmat(torch.stack([zero, az, zero], -1))
-    r_el = roma.rotvec_to_rotmat(torch.stack([el, zero, zero], -1))
-    return r_el @ r_az
-
-
-def _mirrored_bones() -> tuple[list[int], list[int], list[int], list[int]]:
-    """(parent, child) index lists of left bones and their right twins over the 34-joint raw
-    output (h36m17 then coco17)."""
-    lp, lc, rp, rc = [], [], [], []
-    for offset, name in ((0, "h36m17"), (NUM_OUT, "coco17")):
-        fmt = get_format(name)
-        perm = fmt.flip_perm
-        lefts = {a for a, _ in fmt.left_right}
-        for p, c in fmt.bones:
-            if c in lefts:
-                lp.append(offset + p)
-                lc.append(offset + c)
-                rp.append(offset + perm[p])
-                rc.append(offset + perm[c])
-    return lp, lc, rp, rc
-
-
-def knee_bend_penalty(joints: torch.Tensor, margin: float = 0.05) -> torch.Tensor:
-    """Mean hinge penalty on knees bending forwards in (B,17,3) h36m17 joints (any unit).
-
-    The knee's bend normal ``(knee - hip) x (ankle - knee)`` points to the body's left for a
-    normal (backward) bend. A 3D pose and its depth mirror project to the same 2D, and the
-    mirror bends its knees forwards, so this anatomical prior picks the right one.
-    """
-    left = joints[:, 4] - joints[:, 1]  # L_Hip - R_Hip
-    left = left / torch.linalg.vector_norm(left, dim=-1, keepdim=True).clamp_min(1e-6)
-    penalty = joints.new_zeros(())
-    for hip, knee, ankle in ((1, 2, 3), (4, 5, 6)):
-        thigh = joints[:, knee] - joints[:, hip]
-        shin = joints[:, ankle] - joints[:, knee]
-        n = torch.linalg.cross(thigh, shin, dim=-1)
-        denom = (torch.linalg.vector_norm(thigh, dim=-1)
-                 * torch.linalg.vector_norm(shin, dim=-1)).clamp_min(1e-6)
-        penalty = penalty + torch.relu(-(n * left).sum(-1) / denom - margin).mean()
-    return penalty / 2
-
-
-class Discriminator(nn.Module):
-    """2D pose critic: (B,68) normalised coco17 + h36m17 2D -> (B,) realness score."""
-
-    def __init__(self, hidden: int = 256, spectral: bool = True) -> None:
-        super().__init__()
-        sn = nn.utils.parametrizations.spectral_norm if spectral else (lambda m: m)
-        self.net = nn.Sequential(
-            sn(nn.Linear((NUM_OUT + NUM_AUX) * 2, hidden)), nn.LeakyReLU(0.2),
-            sn(nn.Linear(hidden, hidden)), nn.LeakyReLU(0.2),
-            sn(nn.Linear(hidden, hidden)), nn.LeakyReLU(0.2),
-            sn(nn.Linear(hidden, 1)),
-        )
-
-    def forward(self, poses: torch.Tensor) -> torch.Tensor:
-        return self.net(poses.reshape(poses.shape[0], -1))[:, 0]
-
-
-def disc_input(xy34: torch.Tensor) -> torch.Tensor:
-    """(B,34,2) h36m17 + coco17 2D -> root-centred (coco hips) and scaled by the coco 2D size."""
-    coco = xy34[:, NUM_OUT:]
-    ones = torch.ones(coco.shape[:2], dtype=torch.bool, device=coco.device)
-    _, root, scale = centre_and_scale(coco, ones)
-    return (xy34 - root[:, None]) / scale.clamp_min(1e-6)[:, None, None]
-
-
-class SupervisedObjective(nn.Module):
-    """``forward`` = :meth:`Lifter.predict` (h36m17 + coco17 raw output) for DDP wrapping."""
-
-    def __init__(self, lifter: Lifter) -> None:
-        super().__init__()
-        self.lifter = lifter
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.lifter.predict(x)
-
-
-class UnsupervisedObjective(nn.Module):
-    """The lifter's unsupervised loss in one ``forward`` (so DDP sees one forward per backward).
-
-    The discriminator is passed in unwrapped: the generator step only reads it, and its own
-    gradients are cleared before the discriminator step.
-    """
-
-    def __init__(self, lifter: Lifter) -> None:
-        super().__init__()
-        self.lifter = lifter
-        self._bones = _mirrored_bones()
-
-    def forward(
-        self,
-        x: torch.Tensor,
-        valid: torch.Tensor,
-        scale: torch.Tensor,
-        target34: torch.Tensor,
-        rot: torch.Tensor,
-        disc: nn.Module,
-        weights: dict[str, float],
-    ) -> tuple[torch.Tensor, dict[str, torch.Tensor], torch.Tensor]:
-        """Args: x (B,51) input; valid (B,17); scale (B,) input 2D size (virtual units);
-        target34 (B,34,2) clean h36m17 + coco17 2D in input units; rot (B,3,3).
-
-        Returns: total loss, its named parts, and the (B,34,2) fake 2D poses (for the critic).
-        """
-        lifter = self.lifter
-        b = x.shape[0]
-        depth = 1.0 / scale.clamp_min(1e-4)  # pelvis depth in 2D-size units (see project)
-        y = lifter.predict(x)
-        target = hip_centred(target34, NUM_OUT)
-        reproj = joint_error(hip_centred(project(y, depth), NUM_OUT), target)
-
-        y_rot = y @ rot.mT
-        p_rot = project(y_rot, depth)
-        x_rot, _, s_rot = centre_and_scale(p_rot[:, NUM_OUT:], valid)
-        conf = x.reshape(b, NUM_IN, 3)[..., 2:]
-        x2 = torch.cat([x_rot, conf], -1).reshape(b, NUM_IN * 3)
-        y2 = lifter.predict(x2) * s_rot.clamp_min(1e-6)[:, None, None]
-        y_back = y2 @ rot
-        cycle3d = joint_error(y_back, y)
-        cycle2d = joint_error(hip_centred(project(y_back, depth), NUM_OUT), target)
-
-        fake = disc_input(p_rot)
-        adv = ((disc(fake) - 1.0) ** 2).mean()
-
-        lp, lc, rp, rc = self._bones
-        len_l = torch.linalg.vector_norm(y[:, lc] - y[:, lp], dim=-1)
-        len_r = torch.linalg.vector_norm(y[:, rc] - y[:, rp], dim=-1)
-        sym = ((len_l - len_r).abs() / (len_l + len_r).clamp_min(1e-6)).mean()
-
-        parts = {"reproj": reproj, "cycle3d": cycle3d, "cycle2d": cycle2d, "adv": adv,
-                 "sym": sym, "bend": knee_bend_penalty(y[:, :NUM_OUT])}
-        total = sum(weights[k] * v for k, v in parts.items())
-        return total, parts, fake
 
 
 # ------------------------------------------------------------------------------ evaluation
@@ -714,11 +381,7 @@ def _write_outputs(out: Path, lifter: Lifter, cfg: TrainConfig, history: list[di
 
 def plot_curve(history: list[dict[str, Any]], path: Path, title: str = "") -> Path:
     """Training loss and val MPJPE / PA-MPJPE per epoch (PNG)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     epochs = [r["epoch"] for r in history]
     fig, (ax1, ax2) = plt.subplots(1, 2, figsize=(10, 4))
     for key in ("loss", "mpjpe_m", "reproj", "cycle3d", "cycle2d", "adv", "sym", "disc"):
