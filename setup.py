@@ -40,5 +40,18 @@ setup(
             "s2m_node = s2m_ros.node:main",
             "s2m_file_source = s2m_ros.source_node:main",
         ],
+        # `s2m` sub-commands (s2m_model/cli.py): each names register(subparsers). Other
+        # packages add commands by declaring entry points in this group.
+        "s2m.commands": [
+            "body = s2m_model.body.cli:register",
+            "data = s2m_model.data.cli:register",
+            "demo = s2m_model.demo:register",
+            "detect = s2m_model.detect.cli:register",
+            "eval = s2m_model.eval.cli:register",
+            "export = s2m_model.export.cli:register",
+            "run = s2m_model.run_cli:register",
+            "train = s2m_model.lifter.cli:register",
+            "ros = s2m_ros.cli:register",  # live, eval-bag, record
+        ],
     },
 )

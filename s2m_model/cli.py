@@ -1,31 +1,82 @@
-"""The ``s2m`` command line: one entry point, one subcommand per concept.
+"""The ``s2m`` command line: one entry point, sub-commands contributed by plug-ins.
 
-Each subcommand lives next to the code it drives (``s2m_model/<concept>/cli.py``) and exposes
-``register(subparsers)``; heavy imports happen inside the handlers so ``s2m --help`` is instant.
+Sub-commands are registered through the setuptools entry-point group :data:`ENTRY_POINT_GROUP`
+(``s2m.commands``). Each entry point names a function ``register(subparsers)`` that adds its
+sub-parser(s) and sets ``func=<callable(args) -> int exit code>`` with ``set_defaults``; one
+entry point may add several sub-commands (the ROS layer adds ``live``, ``eval-bag`` and
+``record``). The library's own commands live next to the code they drive
+(``s2m_model/<concept>/cli.py``); another package (the ROS layer, a robot integration) adds
+commands by declaring entry points in its own ``setup.py``, so this module never names it::
+
+    entry_points={"s2m.commands": ["retarget = my_pkg.cli:register"]}
+
+Heavy imports happen inside the handlers, so ``s2m --help`` stays fast. A plug-in that fails
+to import or to register is skipped with a one-line warning on stderr; its command is then
+missing from ``s2m --help``.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
 import logging
 import sys
+from collections.abc import Callable, Iterable
+from importlib.metadata import EntryPoint, entry_points
 
-# subcommand -> module with a ``register(subparsers)`` function
-COMMANDS: dict[str, str] = {
-    "body": "s2m_model.body.cli",
-    "data": "s2m_model.data.cli",
-    "detect": "s2m_model.detect.cli",
-    "eval": "s2m_model.eval.cli",
-    "demo": "s2m_model.demo",
-    "export": "s2m_model.export.cli",
-    "run": "s2m_model.run_cli",
-    "train": "s2m_model.lifter.cli",
-    "ros": "s2m_ros.cli",  # live, eval-bag, record (rclpy imported by the handlers only)
-}
+ENTRY_POINT_GROUP = "s2m.commands"
 
 
-def build_parser() -> argparse.ArgumentParser:
+def command_entry_points() -> list[EntryPoint]:
+    """The installed ``s2m.commands`` entry points, sorted by name (one per distribution)."""
+    seen: dict[str, EntryPoint] = {}
+    for ep in entry_points(group=ENTRY_POINT_GROUP):
+        seen.setdefault(ep.name, ep)  # an editable + a regular install may list one twice
+    return [seen[name] for name in sorted(seen)]
+
+
+def _one_line(exc: BaseException) -> str:
+    text = " ".join(str(exc).split())
+    return f"{type(exc).__name__}: {text}" if text else type(exc).__name__
+
+
+def register_plugins(
+    subparsers: argparse._SubParsersAction,
+    plugins: Iterable[EntryPoint],
+    warn: Callable[[str], None],
+) -> list[str]:
+    """Load each plug-in and let it register; returns the names of those that loaded.
+
+    A plug-in that raises while importing or registering is reported through ``warn`` (one
+    line: the entry point, the exception type and message) and skipped.
+    """
+    loaded = []
+    for ep in plugins:
+        try:
+            register = ep.load()
+            if not callable(register):
+                raise TypeError(f"{ep.value} is not a register(subparsers) function")
+            register(subparsers)
+        except Exception as exc:  # noqa: BLE001 - any broken plug-in must not break `s2m`
+            warn(f"s2m: warning: command plug-in {ep.name!r} ({ep.value}) was skipped: "
+                 f"{_one_line(exc)}")  # fmt: skip
+            continue
+        loaded.append(ep.name)
+    return loaded
+
+
+def _stderr(line: str) -> None:
+    print(line, file=sys.stderr)
+
+
+def build_parser(
+    plugins: Iterable[EntryPoint] | None = None,
+    warn: Callable[[str], None] = _stderr,
+) -> argparse.ArgumentParser:
+    """The ``s2m`` parser with every plug-in's sub-commands (default: the installed ones).
+
+    Raises:
+        RuntimeError: no plug-in is installed at all (the package's entry points are missing).
+    """
     parser = argparse.ArgumentParser(
         prog="s2m",
         description="s2m — Skeleton2Mesh for robots: camera stream -> SMPL-layout body meshes.",
@@ -34,13 +85,22 @@ def build_parser() -> argparse.ArgumentParser:
     )
     parser.add_argument("-v", "--verbose", action="store_true", help="debug logging")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for module_name in COMMANDS.values():
-        importlib.import_module(module_name).register(sub)
+    plugins = command_entry_points() if plugins is None else list(plugins)
+    if not plugins:
+        raise RuntimeError(
+            f"no s2m commands are registered (entry-point group {ENTRY_POINT_GROUP!r} is "
+            "empty): install the package, e.g. `pip install -e .` in the repository"
+        )
+    register_plugins(sub, plugins, warn)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    try:
+        parser = build_parser()
+    except RuntimeError as exc:
+        _stderr(f"s2m: error: {exc}")
+        return 2
     args = parser.parse_args(argv)
     logging.basicConfig(
         level=logging.DEBUG if args.verbose else logging.INFO,

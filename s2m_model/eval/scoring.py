@@ -26,13 +26,15 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING
 
 import numpy as np
-import roma
-import torch
 
-from s2m_model.smpl_layout import world_from_local
+if TYPE_CHECKING:
+    import torch
 
+#: The scored methods. Importing this module stays torch-free (``s2m --help`` reads METHODS):
+#: torch is imported inside the functions.
 METHODS = ("dik", "swing", "iterative", "pipeline")
 
 
@@ -49,6 +51,8 @@ def method_fn(name: str, body, fmt, optimizer: str, lifter_name: str) -> Callabl
             joints, fmt, body, betas=betas, optimizer=optimizer
         )
     if name == "pipeline":
+        import torch
+
         try:
             from s2m_model.lifter import load_lifter
 
@@ -79,11 +83,18 @@ class _Tensors:
         self.batch, self.device, self.dtype = batch, device, dtype
 
     def __call__(self, key: str) -> torch.Tensor:
+        import torch
+
         return torch.as_tensor(self.batch[key], device=self.device, dtype=self.dtype)
 
 
 def global_rotmats(global_orient: torch.Tensor, body_pose: torch.Tensor) -> torch.Tensor:
     """(B,24,3,3) world rotations of the SMPL joints from axis-angle ``(B,3)``, ``(B,23,3)``."""
+    import roma
+    import torch
+
+    from s2m_model.smpl_layout import world_from_local
+
     local = roma.rotvec_to_rotmat(torch.cat([global_orient[:, None], body_pose], 1))
     return world_from_local(local)
 
@@ -109,6 +120,8 @@ def score_batch(
         ``mpjpe``, ``pa_mpjpe``, ``pck`` (B,J); ``pve``, ``pa_pve``, ``auc`` (B,);
         ``joint_angle`` (B,9) radians, NaN where the method did not solve the joint.
     """
+    import torch
+
     from s2m_model.dik import format_roles
     from s2m_model.eval import metrics as M
     from s2m_model.skeletons import get_format
@@ -142,6 +155,8 @@ def score_batch(
 
 def summarise(scores: dict[str, torch.Tensor]) -> dict[str, float]:
     """Means of :func:`score_batch` outputs (NaN entries = not scored), plus degrees."""
+    import torch
+
     out = {}
     for name, values in scores.items():
         values = values[torch.isfinite(values)].double()
@@ -175,6 +190,7 @@ def evaluate_method(
     Returns:
         ``(metrics, per_joint_mm, per_sample_mpjpe_mm)``; see the module docstring.
     """
+    import torch
     from tqdm import tqdm
 
     from s2m_model.skeletons import get_format
