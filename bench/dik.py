@@ -65,7 +65,7 @@ def cpu_model() -> str:
 def plausible_params(batch: int, seed: int, body) -> dict[str, torch.Tensor]:
     """Random shapes/orientations and poses inside joint limits (hinge-only elbows/knees)."""
     from s2m_model import dik
-    from s2m_model.body import SMPL_JOINT_NAMES
+    from s2m_model.smpl_layout import JOINT_NAMES, NUM_BETAS, NUM_BODY_JOINTS
 
     g = torch.Generator().manual_seed(seed)
     dtype = body.dtype
@@ -77,9 +77,9 @@ def plausible_params(batch: int, seed: int, body) -> dict[str, torch.Tensor]:
         axis = torch.nn.functional.normalize(torch.randn(batch, 3, generator=g), dim=-1)
         return axis.to(dtype) * rand(batch, 1) * max_angle
 
-    betas = torch.randn(batch, 10, generator=g).to(dtype) * 0.7
-    pose = torch.zeros(batch, 23, 3, dtype=dtype)
-    for j, name in enumerate(SMPL_JOINT_NAMES[1:]):
+    betas = torch.randn(batch, NUM_BETAS, generator=g).to(dtype) * 0.7
+    pose = torch.zeros(batch, NUM_BODY_JOINTS, 3, dtype=dtype)
+    for j, name in enumerate(JOINT_NAMES[1:]):
         if name.endswith(("knee", "elbow")):
             pose[:, j] = dik.hinge_axis(body, name, betas) * (0.15 + rand(batch, 1) * 1.8)
         elif name.endswith(("hip", "shoulder")):
@@ -130,10 +130,12 @@ def timed(fn, repeats: int) -> tuple[float, float, object]:
 
 def joint_model_speedup(body, fmt: str, batch: int) -> dict[str, float]:
     """Forward+backward seconds of the factored joint model vs the full mesh, same batch."""
-    from s2m_model.ik_baselines import JointModel
+    from s2m_model.ik_baselines import POSE, JointModel
+    from s2m_model.smpl_layout import NUM_BETAS
 
-    pose = (torch.randn(batch, 72, generator=torch.Generator().manual_seed(1)) * 0.3).to(body.dtype)
-    betas = torch.zeros(batch, 10, dtype=body.dtype)
+    g = torch.Generator().manual_seed(1)
+    pose = (torch.randn(batch, POSE, generator=g) * 0.3).to(body.dtype)
+    betas = torch.zeros(batch, NUM_BETAS, dtype=body.dtype)
     transl = torch.zeros(batch, 3, dtype=body.dtype)
     out = {}
     for mode in ("factored", "mesh"):

@@ -12,7 +12,7 @@ from test_dik import plausible_pose
 
 from s2m_model import dik, ik_baselines
 from s2m_model.body import SMPL_JOINT_NAMES
-from s2m_model.smpl_layout import world_from_local
+from s2m_model.smpl_layout import NUM_BETAS, world_from_local
 
 J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
 
@@ -36,7 +36,7 @@ LIMBS = {  # upper joint -> (hinge joint, end joint)
 
 def _posed(body, batch: int, seed: int):
     g = torch.Generator().manual_seed(seed + 7)
-    betas = torch.randn(batch, 10, generator=g, dtype=torch.float64) * 0.5
+    betas = torch.randn(batch, NUM_BETAS, generator=g, dtype=torch.float64) * 0.5
     go = torch.randn(batch, 3, generator=g, dtype=torch.float64)
     transl = torch.randn(batch, 3, generator=g, dtype=torch.float64)
     pose = plausible_pose(batch, seed, body, betas)
@@ -166,7 +166,7 @@ def test_swing_only_loses_to_dik_on_limb_rotations(body):
         (lambda b: ik_baselines.iterative_ik(torch.zeros(17, 3), "h36m17", b, steps=0), "steps"),
         (
             lambda b: ik_baselines.iterative_ik(
-                torch.zeros(1, 17, 3), "h36m17", b, betas=torch.zeros(2, 10)
+                torch.zeros(1, 17, 3), "h36m17", b, betas=torch.zeros(2, NUM_BETAS)
             ),
             "betas",
         ),  # fmt: skip

@@ -13,6 +13,7 @@ from scipy.spatial import Delaunay
 
 from s2m_model.body import SMPL_JOINT_NAMES, SMPL_PARENTS, load_body_model
 from s2m_model.body.files import load_npz
+from s2m_model.smpl_layout import NUM_BETAS, NUM_BODY_JOINTS, NUM_JOINTS
 
 J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
 
@@ -27,20 +28,20 @@ def random_limited_pose(batch: int, max_angle: float = 0.7, seed: int = 0) -> to
     for every SMPL joint at this range."""
     g = torch.Generator().manual_seed(seed)
     axis = torch.nn.functional.normalize(
-        torch.randn(batch, 23, 3, generator=g, dtype=torch.float64), dim=-1
+        torch.randn(batch, NUM_BODY_JOINTS, 3, generator=g, dtype=torch.float64), dim=-1
     )
-    angle = torch.rand(batch, 23, 1, generator=g, dtype=torch.float64) * max_angle
+    angle = torch.rand(batch, NUM_BODY_JOINTS, 1, generator=g, dtype=torch.float64) * max_angle
     return axis * angle
 
 
 def test_api_shapes_and_names(body):
-    out = body(betas=torch.zeros(2, 10, dtype=torch.float64))
+    out = body(betas=torch.zeros(2, NUM_BETAS, dtype=torch.float64))
     assert out.vertices.shape == (2, body.num_vertices, 3)
     assert out.joints.shape == (2, 24, 3)
     assert body.joint_names == SMPL_JOINT_NAMES
     assert body.parents.tolist() == list(SMPL_PARENTS)
     assert body.faces.shape[1] == 3 and body.faces.max() < body.num_vertices
-    assert torch.allclose(out.joints, body.rest_joints(torch.zeros(2, 10, dtype=torch.float64)))
+    assert torch.allclose(out.joints, body.rest_joints(out.betas))
 
 
 def test_zero_pose_is_t_pose(body):
@@ -81,7 +82,7 @@ def test_left_right_symmetry(body):
 
 
 def test_joints_inside_body_hull(body):
-    for betas in (torch.zeros(1, 10), torch.randn(1, 10)):
+    for betas in (torch.zeros(1, NUM_BETAS), torch.randn(1, NUM_BETAS)):
         out = body(betas=betas.double())
         hull = Delaunay(out.vertices[0].numpy())
         assert (hull.find_simplex(out.joints[0].numpy()) >= 0).all()
@@ -89,7 +90,7 @@ def test_joints_inside_body_hull(body):
 
 def test_random_limited_poses_do_not_tear_the_mesh(body):
     pose = random_limited_pose(8)
-    out = body(body_pose=pose, betas=torch.randn(8, 10, dtype=torch.float64) * 0.8)
+    out = body(body_pose=pose, betas=torch.randn(8, NUM_BETAS, dtype=torch.float64) * 0.8)
     rest = body(betas=out.betas)
     edges = np.concatenate([body.faces[:, [0, 1]], body.faces[:, [1, 2]], body.faces[:, [2, 0]]])
 
@@ -110,7 +111,7 @@ def test_random_limited_poses_do_not_tear_the_mesh(body):
 
 
 def test_beta0_changes_height_monotonically(body):
-    b = torch.zeros(7, 10, dtype=torch.float64)
+    b = torch.zeros(7, NUM_BETAS, dtype=torch.float64)
     b[:, 0] = torch.linspace(-3, 3, 7)
     v = body(betas=b).vertices
     height = v[..., 1].max(1).values - v[..., 1].min(1).values
@@ -144,7 +145,7 @@ def test_posed_joints_match_anny(body):
     pose = random_limited_pose(2, max_angle=0.8, seed=3)
     rotm = roma.rotvec_to_rotmat(pose)
     world = [torch.eye(3, dtype=torch.float64).expand(2, 3, 3)]
-    for j in range(1, 24):
+    for j in range(1, NUM_JOINTS):
         world.append(world[SMPL_PARENTS[j]] @ rotm[:, j - 1])
     part = bone_part(poser.bone_labels, poser.parents)
     extra = {name: world[int(part[b])] for b, name in enumerate(poser.bone_labels)}
@@ -218,7 +219,7 @@ def test_real_smpl_pkl_path_matches_exactly(body, tmp_path):
     for name in ("v_template", "shapedirs", "posedirs", "J_regressor", "lbs_weights"):
         assert torch.equal(getattr(smpl, name), getattr(body, name)), name
     assert np.array_equal(smpl.faces, body.faces)
-    pose, betas = random_limited_pose(3), torch.randn(3, 10, dtype=torch.float64)
+    pose, betas = random_limited_pose(3), torch.randn(3, NUM_BETAS, dtype=torch.float64)
     a = smpl(betas=betas, body_pose=pose).vertices
     b = body(betas=betas, body_pose=pose).vertices
     # Same arrays, same code, but not necessarily the same bits: the session-wide ``body`` may
@@ -245,9 +246,9 @@ def test_pkl_with_foreign_code_is_refused(tmp_path):
     [
         ({"betas": torch.zeros(1, 9)}, r"betas must have shape"),
         ({"body_pose": torch.zeros(1, 24, 3)}, r"body_pose must have shape"),
-        ({"global_orient": torch.zeros(2, 3), "betas": torch.zeros(3, 10)}, "batch size"),
+        ({"global_orient": torch.zeros(2, 3), "betas": torch.zeros(3, NUM_BETAS)}, "batch size"),
         ({"transl": torch.full((1, 3), float("nan"))}, "NaN"),
-        ({"betas": torch.zeros(1, 10, dtype=torch.int64)}, "floating point"),
+        ({"betas": torch.zeros(1, NUM_BETAS, dtype=torch.int64)}, "floating point"),
         ({"betas": [0.0] * 10}, "torch tensor or numpy"),
     ],
 )
@@ -278,7 +279,7 @@ def test_bad_model_files(tmp_path):
 
 def test_regress_rejects_bad_vertices(body):
     with pytest.raises(ValueError, match="vertices must be"):
-        body.regress(torch.zeros(1, 10, 3, dtype=torch.float64), "h36m17")
+        body.regress(torch.zeros(1, 10, 3, dtype=torch.float64), "h36m17")  # 10 vertices
     with pytest.raises(ValueError, match="no vertex regressor"):
         body.regressor("bandai27")
 
@@ -312,7 +313,7 @@ def test_render_silhouette_and_overlay(body):
 def test_fast_skinning_matches_smplx(body):
     """Zero pose correctives: our skinning path equals smplx's SMPL forward."""
     assert body.zero_posedirs
-    pose, betas = random_limited_pose(4, seed=8), torch.randn(4, 10, dtype=torch.float64)
+    pose, betas = random_limited_pose(4, seed=8), torch.randn(4, NUM_BETAS, dtype=torch.float64)
     go, transl = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
     ours = body(betas=betas, global_orient=go, body_pose=pose, transl=transl)
     ref = body.smpl(betas=betas, global_orient=go, body_pose=pose.reshape(4, 69), transl=transl)

@@ -10,7 +10,7 @@ import torch
 from s2m_model import dik
 from s2m_model.body import SMPL_JOINT_NAMES
 from s2m_model.skeletons import get_format
-from s2m_model.smpl_layout import world_from_local
+from s2m_model.smpl_layout import NUM_BETAS, NUM_BODY_JOINTS, world_from_local
 
 J = {n: i for i, n in enumerate(SMPL_JOINT_NAMES)}
 LIMBS = ("left_hip", "right_hip", "left_shoulder", "right_shoulder")
@@ -29,7 +29,7 @@ def plausible_pose(batch: int, seed: int = 0, body=None, betas=None) -> torch.Te
         )
         return axis * torch.rand(batch, 1, generator=g, dtype=torch.float64) * max_angle
 
-    pose = torch.zeros(batch, 23, 3, dtype=torch.float64)
+    pose = torch.zeros(batch, NUM_BODY_JOINTS, 3, dtype=torch.float64)
     for name in SMPL_JOINT_NAMES[1:]:
         j = J[name] - 1
         if name in HINGES:
@@ -51,7 +51,7 @@ def plausible_pose(batch: int, seed: int = 0, body=None, betas=None) -> torch.Te
 
 def _random_bodies(body, batch=24, seed=0):
     g = torch.Generator().manual_seed(seed + 100)
-    betas = torch.randn(batch, 10, generator=g, dtype=torch.float64) * 0.7
+    betas = torch.randn(batch, NUM_BETAS, generator=g, dtype=torch.float64) * 0.7
     go = torch.randn(batch, 3, generator=g, dtype=torch.float64) * 1.0
     transl = torch.randn(batch, 3, generator=g, dtype=torch.float64)
     pose = plausible_pose(batch, seed, body, betas)
@@ -165,7 +165,7 @@ def test_straight_limbs_and_t_pose(body):
 
 def test_hyperextension_does_not_flip_the_twist(body):
     """A knee bent a few degrees backwards keeps the fallback axis (no 180 deg twist)."""
-    pose = torch.zeros(7, 23, 3, dtype=torch.float64)
+    pose = torch.zeros(7, NUM_BODY_JOINTS, 3, dtype=torch.float64)
     bend = torch.linspace(-0.15, 0.15, 7, dtype=torch.float64)
     pose[:, J["left_knee"] - 1] = bend[:, None] * dik.hinge_axis(body, "left_knee")
     out = body(body_pose=pose)
@@ -214,8 +214,9 @@ def test_mirrored_skeleton_gives_mirrored_body(body):
     target = body.regress(out.vertices, "h36m17")
     mirror = torch.tensor([-1.0, 1.0, 1.0], dtype=torch.float64)
     mirrored = (target * mirror)[:, list(fmt.flip_perm)]
-    a = _refit(body, dik.solve(target, fmt, body), torch.zeros(6, 10, dtype=torch.float64))
-    b = _refit(body, dik.solve(mirrored, fmt, body), torch.zeros(6, 10, dtype=torch.float64))
+    zero = torch.zeros(6, NUM_BETAS, dtype=torch.float64)
+    a = _refit(body, dik.solve(target, fmt, body), zero)
+    b = _refit(body, dik.solve(mirrored, fmt, body), zero)
     ha = body.regress(a.vertices, "h36m17")
     hb = (body.regress(b.vertices, "h36m17") * mirror)[:, list(fmt.flip_perm)]
     # The body is symmetric to a few mm, so mirrored inputs give mirrored fits.
@@ -241,7 +242,7 @@ def test_big_batch(body):
 
 
 def test_temporal_fallback_uses_previous_twist(body):
-    pose = torch.zeros(1, 23, 3, dtype=torch.float64)
+    pose = torch.zeros(1, NUM_BODY_JOINTS, 3, dtype=torch.float64)
     pose[0, J["left_shoulder"] - 1] = torch.tensor([0.9, 0.0, 0.0])  # arm twisted about X
     pose[0, J["left_elbow"] - 1] = torch.tensor([0.0, -0.6, 0.0])
     bent = body.regress(body(body_pose=pose).vertices, "h36m17")
