@@ -18,7 +18,14 @@ dik + filter + body, the part s2m adds after the detector), ``main_thread_cpu_ms
 the calling thread per frame: s2m's own work, MediaPipe's graph threads excluded; unlike wall
 time it hardly grows when other processes compete for the cores), the 1-minute load average,
 the goals (<= 40 ms median frame -> result, <= 5 ms for lifter + DIK + body) with whether they
-are met, and ``ratio_pipeline_vs_detector`` (median total / median detector-alone).
+are met, and ``ratio_pipeline_vs_detector`` (median total / median detector-alone). The
+benchmark sets torch to ``--threads`` (default 1) itself: the pipeline leaves threads alone.
+
+``--accuracy`` instead scores each front end (``PipelineConfig.lifter``) on the real COCO photo
+(``../shared/data/images/coco_000000000785.jpg`` and its annotation; static detector mode, the
+default 55 deg camera): the mean 2D error (px) of the mesh's COCO-17 joints (regressed from the
+vertices and projected) against the labelled GT keypoints, the same for the detector's own
+keypoints, and the IoU of the mesh silhouette with the GT polygon.
 """
 
 from __future__ import annotations
@@ -72,10 +79,10 @@ def load_frames(count: int = FRAMES) -> tuple[list[np.ndarray], str]:
 
 
 def stats(values: list[float]) -> dict[str, float]:
-    if not values:
-        return {"median": float("nan"), "p95": float("nan"), "n": 0}
-    return {"median": float(np.median(values)), "p95": float(np.percentile(values, 95)),
-            "n": len(values)}  # fmt: skip
+    """Median/p95/... (ms) via the one latency summary; NaN median/p95 when empty."""
+    from s2m_model.util.timing import summarize
+
+    return {"median": float("nan"), "p95": float("nan"), **summarize(values)}
 
 
 class _Recorder:
@@ -150,6 +157,50 @@ def time_detector(frames: list[np.ndarray]) -> dict[str, float]:
     return stats(times)
 
 
+def coco_accuracy(lifters: tuple[str, ...]) -> dict:
+    """Per front end: mesh COCO-17 2D error and silhouette IoU on the COCO photo (see above)."""
+    import torch
+
+    from s2m_model.body import load_body_model
+    from s2m_model.body.render import render_silhouette
+    from s2m_model.camera import Camera
+    from s2m_model.detect.coco_eval import keypoint_errors, load_coco_person, mask_iou
+    from s2m_model.image import load_image
+    from s2m_model.pipeline import Pipeline, PipelineConfig
+
+    if not COCO_IMAGE.is_file():
+        return {"error": f"{COCO_IMAGE} not found"}
+    image = load_image(COCO_IMAGE)
+    person = load_coco_person(COCO_IMAGE.with_suffix(".json"))
+    gt_mask = person.mask()
+    cam = Camera.from_fov(image.shape[1], image.shape[0])
+    body = load_body_model("s2m-free")
+    out: dict = {"image": COCO_IMAGE.name, "camera": f"default, {cam.fov_deg:.0f} deg FOV"}
+    for lifter in lifters:
+        config = PipelineConfig(lifter=lifter, video_mode=False, temporal=False)
+        with Pipeline(config, body=body) as pipe:
+            results = pipe.process(image)
+        if not results:
+            out[lifter] = {"persons": 0, "counters": pipe.counters}
+            continue
+        res = results[0]
+        coco = body.regress(torch.from_numpy(res.vertices)[None], "coco17")[0].numpy()
+        mesh_err = keypoint_errors(cam.project(coco), person.keypoints)
+        det_err = keypoint_errors(res.keypoints_2d, person.keypoints)
+        silhouette = render_silhouette(res.vertices, body.faces, cam)
+        out[lifter] = {
+            "front_end_used": res.lifter,
+            "mesh_coco17_px_mean": float(np.nanmean(mesh_err)),
+            "mesh_coco17_px_median": float(np.nanmedian(mesh_err)),
+            "mesh_coco17_px_max": float(np.nanmax(mesh_err)),
+            "detector_coco17_px_mean": float(np.nanmean(det_err)),
+            "mesh_mask_iou": mask_iou(silhouette, gt_mask),
+            "depth_m": float(res.transl[2]),
+            "counters": pipe.counters,
+        }
+    return out
+
+
 def main(argv: list[str] | None = None) -> int:
     import argparse
 
@@ -161,7 +212,16 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--lifter", default="default", help="lifter name or checkpoint")
     parser.add_argument("--frames", type=int, default=FRAMES, help="timed frames (>= 100)")
+    parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
+    parser.add_argument("--accuracy", action="store_true",
+                        help="score the front ends on the COCO photo instead of timing")
     args = parser.parse_args(argv)
+    from s2m_model.pipeline import LIFTERS, set_torch_threads
+
+    set_torch_threads(args.threads)
+    if args.accuracy:
+        print(json.dumps(coco_accuracy(LIFTERS), indent=2))
+        return 0
     frames, source = load_frames(args.frames)
     report: dict = {
         "frames": f"{len(frames) - WARMUP} timed ({WARMUP} warm-up), {source}",
@@ -191,7 +251,7 @@ def main(argv: list[str] | None = None) -> int:
             "met": bool(post_joints <= GOAL_POST_DETECTOR_MS)},
     }  # fmt: skip
     report["ratio_pipeline_vs_detector"] = total / report["detector_alone_ms"]["median"]
-    report["torch_threads"] = torch.get_num_threads()  # as the pipeline set it
+    report["torch_threads"] = torch.get_num_threads()  # as --threads set it
     print(json.dumps(report, indent=2))
     return 0
 

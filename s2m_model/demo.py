@@ -13,6 +13,8 @@ from __future__ import annotations
 import argparse
 from pathlib import Path
 
+from s2m_model.pipeline.config import DEFAULT_THREADS, LIFTERS
+
 # A few poses as {joint name: axis-angle (radians)}, SMPL body frame (Y up, facing +Z).
 DEMO_POSES: dict[str, dict[str, tuple[float, float, float]]] = {
     "t_pose": {},
@@ -55,6 +57,12 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--max-frames", type=int, default=None, help="limit the frames of the pipeline part"
     )
     parser.add_argument("--skip-video", action="store_true", help="only the body previews")
+    parser.add_argument("--lifter", choices=LIFTERS, default=None,
+                        help="front end of the pipeline part (see `s2m run --lifter`)")
+    parser.add_argument("--config", metavar="YAML", default=None,
+                        help="pipeline settings for the pipeline part (see `s2m run --config`)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                        help=f"torch CPU threads (default {DEFAULT_THREADS})")
     parser.set_defaults(func=run)
 
 
@@ -71,7 +79,13 @@ def run(args: argparse.Namespace) -> int:
     from PIL import Image
 
     from s2m_model.body import load_body_model
-    from s2m_model.body.render import Camera, look_at_body, render_mesh, save_ply
+    from s2m_model.body.render import look_at_body, render_mesh, save_ply
+    from s2m_model.camera import Camera
+    from s2m_model.pipeline import set_torch_threads
+
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    set_torch_threads(args.threads)
 
     out_dir = Path(args.out) / "body"
     out_dir.mkdir(parents=True, exist_ok=True)
@@ -82,7 +96,7 @@ def run(args: argparse.Namespace) -> int:
         for joint, rotvec in joints.items():
             pose[b, names.index(joint) - 1] = torch.tensor(rotvec)
     out = body(body_pose=pose)
-    cam = Camera.default(int(args.size * 0.75), args.size, fov_deg=40.0)
+    cam = Camera.from_fov(int(args.size * 0.75), args.size, fov_deg=40.0)
     for b, name in enumerate(DEMO_POSES):
         verts = out.vertices[b].detach().numpy()
         front = render_mesh(look_at_body(verts, cam, yaw_deg=20.0), body.faces, cam)
@@ -108,5 +122,10 @@ def run(args: argparse.Namespace) -> int:
     argv = ["run", str(video), "--out", str(Path(args.out) / "video")]
     if args.max_frames:
         argv += ["--max-frames", str(args.max_frames)]
+    if args.lifter:
+        argv += ["--lifter", args.lifter]
+    if args.config:
+        argv += ["--config", str(args.config)]
+    argv += ["--threads", str(args.threads)]
     print(f"running the pipeline on {video} ...")
     return s2m_main(argv)

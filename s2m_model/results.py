@@ -28,6 +28,7 @@ class PersonResult:
     keypoints_2d: np.ndarray | None = None  # (K, 3) x, y (pixels), confidence
     bbox: np.ndarray | None = None  # (4,) x0, y0, x1, y1 pixels
     track_id: int = 0
+    lifter: str | None = None  # front end of the 3D skeleton ("s2m", ...); None: skeleton mode
     timings_ms: dict[str, float] = field(default_factory=dict)
 
     @property

@@ -25,6 +25,10 @@ import time
 from pathlib import Path
 from typing import Any
 
+# Light imports only (no torch): `s2m --help` builds every sub-parser.
+from s2m_model.camera import DEFAULT_FOV_DEG
+from s2m_model.pipeline.config import DEFAULT_THREADS, LIFTERS
+
 log = logging.getLogger(__name__)
 
 OVERLAY_ALPHA = 0.6
@@ -66,8 +70,9 @@ def register(sub: argparse._SubParsersAction) -> None:
             "  s2m run photo.jpg --out out/photo\n"
             "  s2m run clip.mp4 --out out/clip --camera 1000,1000,640,360 --max-frames 100\n"
             "  s2m run frames/ --out out/seq --ply-every 10 --no-overlay\n\n"
-            "Without --camera, a pinhole with a 55 deg horizontal field of view centred on the\n"
-            "image is assumed (--fov): metric depth is then only as right as that guess."
+            f"Without --camera, a pinhole with a {DEFAULT_FOV_DEG:g} deg horizontal field of "
+            "view centred on\nthe image is assumed (--fov): metric depth is then only as right "
+            "as that guess."
         ),
     )
     parser.add_argument("input", help="image file, folder of images, or video file")
@@ -76,7 +81,8 @@ def register(sub: argparse._SubParsersAction) -> None:
         "--camera", metavar="FX,FY,CX,CY", help="intrinsics in pixels (default: from --fov)"
     )
     parser.add_argument("--fov", type=float, default=None, metavar="DEG",
-                        help="horizontal field of view when --camera is not given (default 55)")
+                        help="horizontal field of view when --camera is not given "
+                        f"(default {DEFAULT_FOV_DEG:g})")
     parser.add_argument("--config", metavar="YAML",
                         help="pipeline settings (PipelineConfig fields, see docs/pipeline.md)")
     parser.add_argument("--ply-every", type=int, default=30, metavar="N",
@@ -94,6 +100,14 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--no-temporal", action="store_true",
                         help="no tracking/filtering: every frame on its own")
     parser.add_argument("--device", default=None, help="torch device (default: cpu)")
+    parser.add_argument("--lifter", choices=LIFTERS, default=None,
+                        help="front end: 's2m' (the 2D -> 3D lifter, default) or "
+                        "'mediapipe-world' (MediaPipe's metric world landmarks into DIK)")
+    parser.add_argument("--lifter-model", default=None, metavar="CKPT",
+                        help="weights of the s2m lifter (default: the shipped ones)")
+    parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
+                        help=f"torch CPU threads for this process (default {DEFAULT_THREADS}: "
+                        "the per-frame tensors are tiny, more threads contend with the detector)")
     parser.set_defaults(func=run)
 
 
@@ -145,6 +159,7 @@ def _result_json(index: int, stamp: float, results: list, timings: dict) -> dict
                 "confidence": listed(r.confidence),
                 "keypoints_2d": listed(r.keypoints_2d),
                 "bbox": listed(r.bbox),
+                "lifter": r.lifter,
             }
             for r in results
         ],
@@ -169,17 +184,15 @@ def render_overlay(frame, results: list, faces, camera):
 
 
 def latency_stats(per_frame: list[dict[str, float]]) -> dict[str, dict[str, float]]:
-    """{stage: {median, p95, n}} over frames (ms); stages missing in a frame are skipped."""
-    import numpy as np
+    """{stage: :func:`s2m_model.util.timing.summarize`} over frames (ms); stages missing in a
+    frame are skipped."""
+    from s2m_model.util.timing import summarize
 
     stages: dict[str, list[float]] = {}
     for timings in per_frame:
         for key, value in timings.items():
             stages.setdefault(key, []).append(float(value))
-    return {
-        key: {"median": float(np.median(v)), "p95": float(np.percentile(v, 95)), "n": len(v)}
-        for key, v in stages.items()
-    }
+    return {key: summarize(v) for key, v in stages.items()}
 
 
 def run(args: argparse.Namespace) -> int:
@@ -190,8 +203,9 @@ def run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from s2m_model.body.render import save_ply
+    from s2m_model.camera import Camera
     from s2m_model.image import VIDEO_SUFFIXES, iter_frames, list_images, probe_video
-    from s2m_model.pipeline import Pipeline, PipelineConfig, camera_from
+    from s2m_model.pipeline import Pipeline, PipelineConfig, set_torch_threads
 
     source = Path(args.input)
     if not source.exists():
@@ -212,6 +226,10 @@ def run(args: argparse.Namespace) -> int:
         overrides["fov_deg"] = args.fov
     if args.device:
         overrides["device"] = args.device
+    if args.lifter:
+        overrides["lifter"] = args.lifter
+    if args.lifter_model:
+        overrides["lifter_model"] = args.lifter_model
     if args.no_temporal or not (is_video or is_folder):
         overrides["temporal"] = False
     if not is_video:
@@ -220,7 +238,10 @@ def run(args: argparse.Namespace) -> int:
     if not (is_video or is_folder):
         overrides["dik_backend"] = "eager"  # tracing DIK only pays off over many frames
     if overrides:
-        config = PipelineConfig.from_dict({**config.to_dict(), **overrides})
+        config = config.replace(**overrides)
+    if args.threads < 1:
+        raise ValueError(f"--threads must be >= 1, got {args.threads}")
+    set_torch_threads(args.threads, config.device)
 
     total = None
     fps = 30.0
@@ -278,7 +299,7 @@ def run(args: argparse.Namespace) -> int:
                     save_ply(ply, r.vertices, pipe.faces)
                     ply_files.append(str(ply))
             if overlay:
-                cam = camera_from(camera, frame.shape[1], frame.shape[0], config.fov_deg)
+                cam = Camera.coerce(camera, frame.shape[1], frame.shape[0], config.fov_deg)
                 image = render_overlay(frame, results, pipe.faces if results else None, cam)
                 iio.imwrite(frames_dir / f"{name}.png", image)
                 if is_video and not args.no_video:
@@ -305,6 +326,7 @@ def run(args: argparse.Namespace) -> int:
             "histogram": {str(k): int((counts == k).sum()) for k in np.unique(counts)},
         },  # fmt: skip
         "latency_ms": stats,
+        "counters": dict(pipe.counters),
         "wall_s": wall,
         "frames_per_s": frames_done / wall if wall > 0 else None,
         "camera": list(camera) if camera else f"default: {config.fov_deg} deg horizontal FOV",
@@ -329,8 +351,12 @@ def run(args: argparse.Namespace) -> int:
     for key in ("detect", "lift", "dik", "filter", "body", "total"):
         if key in stats:
             s = stats[key]
-            table.add_row(key, f"{s['median']:.2f}", f"{s['p95']:.2f}", str(s["n"]))
+            table.add_row(key, f"{s['median']:.2f}", f"{s['p95']:.2f}", str(s["count"]))
     console.print(table)
+    problems = {k: v for k, v in pipe.counters.items() if k not in ("frames", "persons") and v}
+    if problems:
+        console.print("[yellow]counted: " + ", ".join(f"{k} {v}" for k, v in problems.items())
+                      + " (see summary.json 'counters')[/yellow]")
     console.print(f"outputs in {out_dir}/ (summary.json, results/"
                   f"{', frames/' if overlay else ''}"
                   f"{', overlay.mp4' if writer is not None else ''}"

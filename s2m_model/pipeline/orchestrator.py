@@ -1,0 +1,507 @@
+"""The :class:`Pipeline`: frames (or 3D skeletons) -> SMPL-layout bodies, stage by stage.
+
+The geometry lives in :mod:`~s2m_model.pipeline.placement`, the front ends in
+:mod:`~s2m_model.pipeline.front_end`, DIK in :mod:`~s2m_model.pipeline.dik_runner` and the
+settings in :mod:`~s2m_model.pipeline.config`; this module only sequences them, times them
+(``PersonResult.timings_ms``) and counts what went wrong (:attr:`Pipeline.counters`).
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import time
+from typing import Any
+
+import numpy as np
+import roma
+import torch
+
+from s2m_model.camera import Camera
+from s2m_model.detect.base import DetectorError
+from s2m_model.pipeline.confidence import smpl_confidence
+from s2m_model.pipeline.config import PipelineConfig
+from s2m_model.pipeline.dik_runner import DIKRunner
+from s2m_model.pipeline.front_end import (
+    Skeletons,
+    has_world_landmarks,
+    lift_keypoints,
+    world_landmarks,
+)
+from s2m_model.pipeline.placement import COCO_HIPS, place_in_camera, skeleton_translation
+from s2m_model.results import PersonResult
+from s2m_model.smpl_layout import NUM_BETAS, NUM_JOINTS
+from s2m_model.util.timing import stopwatch_ms
+
+log = logging.getLogger(__name__)
+
+__all__ = ["COUNTERS", "Pipeline"]
+
+#: What :attr:`Pipeline.counters` counts (cumulative over the pipeline's life).
+COUNTERS: dict[str, str] = {
+    "frames": "frames given to process()/process_skeleton()",
+    "persons": "people returned",
+    "detector_failures": "frames the detector failed on (DetectorError; no people)",
+    "world_landmarks_missing": "lifter=mediapipe-world, but the detection had no world "
+    "landmarks: the s2m lifter was used for it",
+    "lifter_rejected": "people the s2m lifter could not normalise (dropped)",
+    "lifter_non_finite": "frames whose s2m lifter output was not finite (people dropped)",
+    "dik_non_finite": "people DIK returned a non-finite pose for (dropped)",
+    "unplaced": "people that could not be placed in front of the camera (dropped)",
+}
+
+
+class Pipeline:
+    """Camera frames (or 3D skeletons) -> SMPL-layout bodies, frame by frame.
+
+    Models load lazily on first use (skeleton mode never loads the detector or the lifter;
+    ``lifter="mediapipe-world"`` loads the s2m lifter only for a detection without world
+    landmarks). Pre-built components can be injected (``detector=``, ``lifter=``, ``body=``),
+    e.g. to share a body model or to use a custom detector.
+
+    The pipeline never changes process-wide settings: set torch's threads in your program
+    (:func:`~s2m_model.pipeline.config.set_torch_threads`; the CLIs do it).
+
+    Not thread-safe: use one pipeline per stream. Call :meth:`reset` between streams.
+    """
+
+    def __init__(
+        self,
+        config: PipelineConfig | None = None,
+        *,
+        detector: Any = None,
+        lifter: Any = None,
+        body: Any = None,
+    ) -> None:
+        self.config = config if config is not None else PipelineConfig()
+        if not isinstance(self.config, PipelineConfig):
+            raise ValueError(f"config must be a PipelineConfig, got {type(self.config).__name__}")
+        self.config.validate()
+        self._detector, self._lifter, self._body = detector, lifter, body
+        self._dik: DIKRunner | None = None
+        from s2m_model.temporal import Tracker
+
+        self.tracker = Tracker(
+            max_age=self.config.track_max_age, min_confidence=self.config.min_keypoint_confidence
+        )
+        self._frame = 0
+        self._betas: torch.Tensor | None = None
+        self._warned_world = False
+        self.last_timings: dict[str, float] = {}
+        """Stage timings (ms) of the last call, also when nobody was found."""
+        self.counters: dict[str, int] = dict.fromkeys(COUNTERS, 0)
+        """Cumulative counts of frames, people and failures (see :data:`COUNTERS`)."""
+
+    # -- components ---------------------------------------------------------------------------
+    @property
+    def body(self):
+        """The :class:`~s2m_model.body.BodyModel` (loaded on first use, float32)."""
+        if self._body is None:
+            from s2m_model.body import load_body_model
+
+            self._body = load_body_model(self.config.body, device=self.config.device)
+        return self._body
+
+    @property
+    def detector(self):
+        """The 2D keypoint detector (built on first use)."""
+        if self._detector is None:
+            from s2m_model.detect import get_detector
+
+            options = dict(self.config.detector_options)
+            if self.config.detector.strip().lower() == "mediapipe":
+                options.setdefault("static_image_mode", not self.config.video_mode)
+            self._detector = get_detector(self.config.detector, **options)
+        return self._detector
+
+    @property
+    def lifter(self):
+        """The s2m 2D -> 3D lifter (``config.lifter_model``, loaded on first use)."""
+        if self._lifter is None:
+            from s2m_model.lifter import load_lifter
+
+            self._lifter = load_lifter(self.config.lifter_model, device=self.config.device)
+        return self._lifter
+
+    @property
+    def dik(self) -> DIKRunner:
+        """The DIK runner of this pipeline (its traces are its own)."""
+        if self._dik is None:
+            cfg = self.config
+            self._dik = DIKRunner(self.body, cfg.min_keypoint_confidence, cfg.dik_backend)
+        return self._dik
+
+    @property
+    def faces(self) -> np.ndarray:
+        """(F, 3) int64 triangles of the body mesh."""
+        return self.body.faces
+
+    def reset(self) -> None:
+        """Start a new stream: forget tracks, filters and the detector's tracking state."""
+        self.tracker.reset()
+        self._frame = 0
+        reset = getattr(self._detector, "reset", None)
+        if callable(reset):
+            reset()
+
+    def close(self) -> None:
+        """Release the detector's native resources."""
+        if self._detector is not None and callable(getattr(self._detector, "close", None)):
+            self._detector.close()
+        self._detector = None
+
+    def __enter__(self) -> Pipeline:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+    # -- public entry points ------------------------------------------------------------------
+    def __call__(
+        self, image: Any, camera: Any = None, stamp: float | None = None
+    ) -> list[PersonResult]:
+        """Same as :meth:`process`."""
+        return self.process(image, camera=camera, stamp=stamp)
+
+    def process(
+        self, image: Any, camera: Any = None, stamp: float | None = None
+    ) -> list[PersonResult]:
+        """Estimate the bodies of the people in one RGB frame.
+
+        Args:
+            image: (H, W, 3) uint8 RGB (anything :func:`s2m_model.image.validate_image` takes).
+            camera: intrinsics, anything :meth:`s2m_model.camera.Camera.coerce` takes (None:
+                a pinhole with ``config.fov_deg`` horizontal field of view).
+            stamp: capture time in seconds (for the temporal filters); None = frame counter /
+                ``config.default_fps``.
+
+        Returns:
+            One :class:`PersonResult` per person (at most ``max_persons``, best first), in the
+            camera frame (x right, y down, z forward, metres); ``[]`` when nobody is found.
+
+        Raises:
+            ValueError: ``image`` is not a valid image, or ``camera`` is malformed.
+        """
+        from s2m_model.image import validate_image
+
+        cfg = self.config
+        t_start = time.perf_counter()
+        rgb = validate_image(image)
+        height, width = rgb.shape[:2]
+        cam = Camera.coerce(camera, width, height, cfg.fov_deg)
+        stamp = self._stamp(stamp)
+        timings: dict[str, float] = {}
+        with stopwatch_ms(timings, "detect"):
+            try:
+                detections = self.detector.detect(rgb)
+            except DetectorError as exc:  # the detector stays usable: count, go on
+                log.warning("detector failed on this frame: %s", exc)
+                self.counters["detector_failures"] += 1
+                detections = []
+        people = self._select(detections)
+        if not people:
+            return self._finish([], timings, t_start, empty_dim=2)
+        body = self.body
+        keypoints = np.stack([d.keypoints for d in people]).astype(np.float32)  # (P,17,3)
+        with torch.inference_mode():
+            with stopwatch_ms(timings, "lift"):
+                groups = self._lift(people, keypoints, cam)
+            kept = sorted(i for g in groups for i in g.people)
+            if not kept:
+                return self._finish([], timings, t_start, empty_dim=2)
+            boxes = np.stack([d.bbox for d in people]).astype(np.float32)
+            tracks = None
+            if cfg.temporal:
+                tracked = self.tracker.update(keypoints[kept, :, :2], keypoints[kept, :, 2],
+                                              boxes[kept])  # fmt: skip
+                tracks = dict(zip(kept, tracked, strict=True))
+            by_person: dict[int, PersonResult | None] = {}
+            for group in groups:
+                group_tracks = None if tracks is None else [tracks[i] for i in group.people]
+                conf = torch.from_numpy(group.confidence).to(body.device)
+                solved = self._solve(group.joints, group.fmt, conf, group_tracks, stamp, timings,
+                                     keypoints=keypoints[group.people], cam=cam)  # fmt: skip
+                by_person.update(zip(group.people, solved, strict=True))
+                for i, result in zip(group.people, solved, strict=True):
+                    if result is not None:
+                        result.lifter = group.lifter
+                        result.keypoints_2d = people[i].keypoints.astype(np.float32).copy()
+                        result.bbox = boxes[i].copy()
+        return self._finish([by_person[i] for i in kept], timings, t_start)
+
+    def process_skeleton(
+        self,
+        joints: Any,
+        fmt: str = "h36m17",
+        confidence: Any = None,
+        stamp: float | None = None,
+    ) -> list[PersonResult]:
+        """Skeleton mode: fit bodies to 3D skeletons from your own estimator.
+
+        Args:
+            joints: (J, 3) or (P, J, 3) positions in metres in format ``fmt``, in any
+                right-handed frame (the results are in that frame). NaN marks a missing joint.
+            fmt: a registered skeleton format (``"h36m17"``, ``"coco17"``, ``"smpl24"``, ...).
+            confidence: (J,) or (P, J) in [0, 1] (default: 1 for every finite joint).
+            stamp: time in seconds for the temporal filters (None: frame counter / fps).
+
+        Returns:
+            One :class:`PersonResult` per skeleton with enough valid joints (both hips and
+            ``min_keypoints`` joints), in input order; no ``keypoints_2d``/``bbox``.
+
+        Raises:
+            ValueError: unknown format, wrong shapes, infinite values, confidence outside [0, 1].
+        """
+        from s2m_model.dik import format_roles
+        from s2m_model.skeletons import get_format
+
+        cfg = self.config
+        t_start = time.perf_counter()
+        skel = get_format(fmt) if isinstance(fmt, str) else fmt
+        arr, conf = _skeleton_arrays(joints, confidence, skel)
+        stamp = self._stamp(stamp)
+        roles = format_roles(skel)
+        # The root needs the pelvis point and both hips.
+        root_points = [i for r in ("pelvis", "left_hip", "right_hip") for i in roles.get(r, ())]
+        observed = conf >= cfg.min_keypoint_confidence
+        keep = (observed.sum(1) >= cfg.min_keypoints) & observed[:, root_points].all(1)
+        timings: dict[str, float] = {}
+        if not keep.any():
+            return self._finish([], timings, t_start, empty_dim=3)
+        arr, conf = arr[keep], conf[keep]
+        body = self.body
+        tracks = self.tracker.update(arr, conf, None) if cfg.temporal else None
+        with torch.inference_mode():
+            joints_t = torch.from_numpy(arr).to(device=body.device, dtype=body.dtype)
+            conf_t = torch.from_numpy(conf).to(device=body.device, dtype=body.dtype)
+            results = self._solve(joints_t, skel, conf_t, tracks, stamp, timings)
+        return self._finish(results, timings, t_start)
+
+    # -- stages -------------------------------------------------------------------------------
+    def _lift(self, people: list, keypoints: np.ndarray, cam: Camera) -> list[Skeletons]:
+        """The front end: 3D skeletons for the selected people, grouped by how they were made
+        (``config.lifter``; people without world landmarks fall back to the s2m lifter)."""
+        body = self.body
+        groups: list[Skeletons] = []
+        need_lifter = list(range(len(people)))
+        if self.config.lifter == "mediapipe-world":
+            with_world = [i for i, d in enumerate(people) if has_world_landmarks(d)]
+            need_lifter = [i for i in need_lifter if i not in with_world]
+            if with_world:
+                groups.append(world_landmarks(people, with_world, body.device, body.dtype))
+            if need_lifter:
+                self.counters["world_landmarks_missing"] += len(need_lifter)
+                log.log(logging.DEBUG if self._warned_world else logging.WARNING,
+                        "lifter=mediapipe-world: %d detection(s) without world landmarks "
+                        "(detector %r); the s2m lifter is used for them (counted in "
+                        "counters['world_landmarks_missing'])", len(need_lifter),
+                        self.config.detector)  # fmt: skip
+                self._warned_world = True
+        if need_lifter:
+            intrinsics = cam.intrinsics.astype(np.float32)
+            lifted, rejected = lift_keypoints(self.lifter, keypoints, need_lifter, intrinsics,
+                                              body.device, body.dtype)  # fmt: skip
+            self.counters["lifter_rejected"] += len(rejected)
+            if lifted is not None and not bool(torch.isfinite(lifted.joints).all()):
+                log.warning("the lifter returned non-finite joints; its people are dropped")
+                self.counters["lifter_non_finite"] += 1
+                lifted = None
+            if lifted is not None:
+                groups.append(lifted)
+        return groups
+
+    def _solve(
+        self, joints, fmt, conf, tracks, stamp: float, timings: dict[str, float],
+        keypoints: np.ndarray | None = None, cam: Camera | None = None,
+    ) -> list[PersonResult | None]:  # fmt: skip
+        """DIK -> filter -> body -> placement for P people of one format. ``joints`` (P,J,3);
+        with ``keypoints`` (P,17,3) and ``cam`` placed in the camera frame, else in the
+        skeleton's frame. Stage times are added to ``timings``."""
+        from s2m_model.dik import format_roles
+
+        cfg = self.config
+        n = joints.shape[0]
+        with stopwatch_ms(timings, "dik"):
+            raw, solved, dik_transl = self._run_dik(joints, fmt, conf, tracks)
+            # DIK is NaN-free by design; should a pose still be non-finite, drop that person
+            # rather than let NaN reach the filters or the caller.
+            finite = torch.isfinite(raw).flatten(1).all(1) & torch.isfinite(dik_transl).all(1)
+            if not bool(finite.all()):
+                log.warning("DIK returned a non-finite pose; person dropped")
+                self.counters["dik_non_finite"] += int((~finite).sum())
+                eye = torch.eye(3, dtype=raw.dtype, device=raw.device)
+                raw = torch.where(finite[:, None, None, None], raw, eye)
+                dik_transl = torch.where(finite[:, None], dik_transl, torch.zeros_like(dik_transl))
+            finite_np = finite.cpu().numpy()
+        with stopwatch_ms(timings, "filter"):
+            rotmats = raw if tracks is None else self._filter_rotations(raw, tracks, stamp)
+        with stopwatch_ms(timings, "body"):
+            rotvec = roma.rotmat_to_rotvec(rotmats)  # (P,24,3)
+            betas = self._betas_for(n)
+            out = self.body(betas=betas, global_orient=rotvec[:, 0], body_pose=rotvec[:, 1:],
+                            with_vertices=cfg.compute_vertices)  # fmt: skip
+            if keypoints is not None:
+                # (P,3) float64, NaN = unplaceable
+                transl = place_in_camera(self.body, out, keypoints, cam,
+                                         cfg.min_keypoint_confidence)  # fmt: skip
+            else:
+                pelvis = joints[:, list(format_roles(fmt)["pelvis"])].mean(1)
+                transl = skeleton_translation(pelvis, out.joints[:, 0], raw[:, 0], dik_transl,
+                                              rotmats[:, 0])  # fmt: skip
+            placed = np.isfinite(transl).all(1) & finite_np
+            self.counters["unplaced"] += int((~np.isfinite(transl).all(1) & finite_np).sum())
+            if tracks is not None and placed.any():
+                idx = np.flatnonzero(placed)
+                transl[idx] = self._filter_translations(transl[idx], [tracks[i] for i in idx],
+                                                        stamp)  # fmt: skip
+            results = self._results(out, rotvec, betas, transl, placed, solved, conf, fmt, tracks)
+        return results
+
+    def _results(self, out, rotvec, betas, transl, placed, solved, conf, fmt, tracks):
+        joints_np = out.joints.float().cpu().numpy()
+        verts_np = None if out.vertices is None else out.vertices.float().cpu().numpy()
+        rotvec_np = rotvec.float().cpu().numpy()
+        betas_np = betas.float().cpu().numpy()
+        solved_np = solved.cpu().numpy()
+        conf_np = conf.float().cpu().numpy()
+        results: list[PersonResult | None] = []
+        for i in range(len(placed)):
+            if not placed[i]:
+                log.debug("person %d could not be placed in the camera frame; dropped", i)
+                results.append(None)
+                continue
+            t = transl[i].astype(np.float32)
+            results.append(PersonResult(
+                betas=betas_np[i].copy(),
+                global_orient=rotvec_np[i, 0].copy(),
+                body_pose=rotvec_np[i, 1:].copy(),
+                transl=t,
+                joints=joints_np[i] + t,
+                vertices=None if verts_np is None else verts_np[i] + t,
+                solved=solved_np[i].copy(),
+                confidence=smpl_confidence(fmt, conf_np[i], solved_np[i]),
+                track_id=0 if tracks is None else tracks[i].track_id,
+            ))  # fmt: skip
+        return results
+
+    def _run_dik(self, joints, fmt, conf, tracks) -> tuple[torch.Tensor, ...]:
+        """DIK over all people, with the previous rotations of each track (grouped: the solver
+        takes one ``prev`` per batch; each track keeps its result as the next ``prev``).
+        Returns local rotmats (P,24,3,3), solved (P,24) and DIK's translations (P,3)."""
+        n = joints.shape[0]
+        prevs = [None if tracks is None else tracks[i].state.get("dik_rotmats") for i in range(n)]
+        groups = [[i for i in range(n) if prevs[i] is not None],
+                  [i for i in range(n) if prevs[i] is None]]  # fmt: skip
+        if not groups[0] or not groups[1]:  # the usual case: one call, no scatter
+            prev = torch.cat(prevs) if groups[0] else None
+            rotmats, solved, transl = self.dik(joints, fmt, conf, self._betas_for(n), prev)
+        else:
+            rotmats = joints.new_empty(n, NUM_JOINTS, 3, 3)
+            solved = torch.zeros(n, NUM_JOINTS, dtype=torch.bool, device=joints.device)
+            transl = joints.new_zeros(n, 3)
+            for idx in groups:
+                prev = torch.cat([prevs[i] for i in idx]) if prevs[idx[0]] is not None else None
+                rotmats[idx], solved[idx], transl[idx] = self.dik(
+                    joints[idx], fmt, conf[idx], self._betas_for(len(idx)), prev
+                )
+        if tracks is not None:
+            ok = torch.isfinite(rotmats).flatten(1).all(1).tolist()
+            for i in range(n):
+                tracks[i].state["dik_rotmats"] = rotmats[i : i + 1] if ok[i] else None
+        return rotmats, solved, transl
+
+    def _filter(self, values, tracks, stamp: float, key: str, make_filter):
+        """Per-track filtering of ``values[i]``; each track keeps its filter in ``state[key]``."""
+        out = values.clone() if isinstance(values, torch.Tensor) else values.copy()
+        for i, track in enumerate(tracks):
+            filt = track.state.get(key)
+            if filt is None:
+                filt = track.state[key] = make_filter()
+            out[i] = filt(values[i], stamp)
+        return out
+
+    def _filter_rotations(self, rotmats: torch.Tensor, tracks, stamp: float) -> torch.Tensor:
+        from s2m_model.temporal import SO3OneEuroFilter
+
+        cfg = self.config
+        return self._filter(rotmats, tracks, stamp, "rot_filter", lambda: SO3OneEuroFilter(
+            cfg.rot_min_cutoff, cfg.rot_beta, cfg.d_cutoff))  # fmt: skip
+
+    def _filter_translations(self, transl: np.ndarray, tracks, stamp: float) -> np.ndarray:
+        from s2m_model.temporal import OneEuroFilter
+
+        cfg = self.config
+        return self._filter(transl, tracks, stamp, "transl_filter", lambda: OneEuroFilter(
+            cfg.transl_min_cutoff, cfg.transl_beta, cfg.d_cutoff))  # fmt: skip
+
+    # -- bookkeeping --------------------------------------------------------------------------
+    def _finish(
+        self, results: list, timings: dict[str, float], t_start: float, empty_dim: int = 2
+    ) -> list[PersonResult]:
+        """Close a call: drop unplaced people, stamp timings; with nobody, age the tracks."""
+        out = [r for r in results if r is not None]
+        if not results and self.config.temporal:
+            self.tracker.update(np.zeros((0, 1, empty_dim)))
+        timings["total"] = (time.perf_counter() - t_start) * 1e3
+        for r in out:
+            r.timings_ms = dict(timings)
+        self.last_timings = timings
+        self.counters["frames"] += 1
+        self.counters["persons"] += len(out)
+        return out
+
+    def _stamp(self, stamp: float | None) -> float:
+        self._frame += 1
+        if stamp is None:
+            return self._frame / self.config.default_fps
+        stamp = float(stamp)
+        if not math.isfinite(stamp):
+            raise ValueError(f"stamp must be a finite time in seconds, got {stamp}")
+        return stamp
+
+    def _select(self, detections: list) -> list:
+        """Detections with both hips and ``min_keypoints`` observed keypoints, best first."""
+        cfg = self.config
+        keep = []
+        for det in sorted(detections, key=lambda d: -float(d.score)):
+            observed = det.keypoints[:, 2] >= cfg.min_keypoint_confidence
+            if observed.sum() >= cfg.min_keypoints and observed[list(COCO_HIPS)].all():
+                keep.append(det)
+        return keep[: cfg.max_persons]
+
+    def _betas_for(self, batch: int) -> torch.Tensor:
+        body = self.body
+        if self._betas is None or self._betas.shape[0] != batch:
+            # Zeros until shape refinement exists; cached so no per-frame allocation.
+            self._betas = torch.zeros(batch, NUM_BETAS, dtype=body.dtype, device=body.device)
+        return self._betas
+
+
+def _skeleton_arrays(joints: Any, confidence: Any, skel) -> tuple[np.ndarray, np.ndarray]:
+    """Checked (P,J,3) float64 joints and (P,J) confidences (0 where a joint is NaN)."""
+    arr = joints.detach().cpu().numpy() if isinstance(joints, torch.Tensor) else joints
+    try:
+        arr = np.asarray(arr, dtype=np.float64)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"joints must be a numeric array, got {type(joints).__name__}") from exc
+    if arr.ndim == 2:
+        arr = arr[None]
+    if arr.ndim != 3 or arr.shape[1:] != (skel.num_joints, 3):
+        raise ValueError(
+            f"joints must be ({skel.num_joints}, 3) or (P, {skel.num_joints}, 3) for format "
+            f"'{skel.name}', got {np.shape(arr)}"
+        )
+    if np.isinf(arr).any():
+        raise ValueError("joints contain infinite values (use NaN for missing joints)")
+    finite = np.isfinite(arr).all(-1)
+    if confidence is None:
+        return arr, finite.astype(np.float64)
+    if isinstance(confidence, torch.Tensor):
+        confidence = confidence.detach().cpu().numpy()
+    conf = np.asarray(confidence, dtype=np.float64)
+    if conf.size != finite.size:
+        raise ValueError(f"confidence must be {finite.shape}, got {conf.shape}")
+    conf = conf.reshape(finite.shape)
+    if not (np.isfinite(conf).all() and (conf >= 0).all() and (conf <= 1).all()):
+        raise ValueError("confidence must lie in [0, 1]")
+    return arr, np.where(finite, conf, 0.0)
