@@ -110,6 +110,25 @@ def test_random_limited_poses_do_not_tear_the_mesh(body):
     assert reach(out) < reach(rest) + 0.05
 
 
+def test_public_arrays_and_rest_basis(body):
+    from s2m_model.skeletons import get_format
+
+    nv = body.num_vertices
+    assert body.shapedirs.shape == (nv, 3, NUM_BETAS)
+    assert body.lbs_weights.shape == (nv, NUM_JOINTS)
+    assert torch.allclose(body.lbs_weights.sum(1), torch.ones(nv, dtype=body.dtype))
+    assert body.posedirs.shape == ((NUM_JOINTS - 1) * 9, nv * 3) and not body.posedirs.any()
+    betas = torch.randn(3, NUM_BETAS, dtype=torch.float64)
+    for fmt in ("smpl24", "h36m17", get_format("coco17")):
+        mean, dirs = body.rest_basis(fmt)
+        expect = mean + torch.einsum("jcl,bl->bjc", dirs, betas)
+        assert torch.equal(body.rest_points(betas, fmt), expect)
+    mean, dirs = body.rest_basis("h36m17")
+    reg = body.regressor("h36m17")
+    assert torch.allclose(mean, reg @ body.v_template, atol=1e-12)
+    assert torch.allclose(dirs, torch.einsum("jv,vcl->jcl", reg, body.shapedirs), atol=1e-12)
+
+
 def test_beta0_changes_height_monotonically(body):
     b = torch.zeros(7, NUM_BETAS, dtype=torch.float64)
     b[:, 0] = torch.linspace(-3, 3, 7)
@@ -121,7 +140,7 @@ def test_beta0_changes_height_monotonically(body):
 
 def test_betas_are_standardised(body):
     # Each shape direction moves the mesh by a comparable, human-scale amount per unit beta.
-    disp = body.smpl.shapedirs.norm(dim=1).mean(0)  # (10,) mean vertex displacement per beta
+    disp = body.shapedirs.norm(dim=1).mean(0)  # (10,) mean vertex displacement per beta
     assert (disp[:-1] >= disp[1:] * 0.5).all() and 0.002 < float(disp[0]) < 0.2
 
 
@@ -140,7 +159,7 @@ def test_posed_joints_match_anny(body):
     tpose = poser(pheno)
     # Shape: least-squares betas for this Anny body.
     v0 = body.v_template.reshape(-1)
-    dirs = body.smpl.shapedirs.reshape(-1, 10)
+    dirs = body.shapedirs.reshape(-1, NUM_BETAS)
     betas = torch.linalg.lstsq(dirs, (tpose["vertices"].reshape(2, -1) - v0).T).solution.T
     pose = random_limited_pose(2, max_angle=0.8, seed=3)
     rotm = roma.rotvec_to_rotmat(pose)
@@ -316,6 +335,7 @@ def test_fast_skinning_matches_smplx(body):
     pose, betas = random_limited_pose(4, seed=8), torch.randn(4, NUM_BETAS, dtype=torch.float64)
     go, transl = torch.randn(4, 3, dtype=torch.float64), torch.randn(4, 3, dtype=torch.float64)
     ours = body(betas=betas, global_orient=go, body_pose=pose, transl=transl)
+    # body.smpl is the smplx layer itself: the reference implementation.
     ref = body.smpl(betas=betas, global_orient=go, body_pose=pose.reshape(4, 69), transl=transl)
     assert torch.allclose(ours.vertices, ref.vertices, atol=1e-10)
     assert torch.allclose(ours.joints, ref.joints[:, :24], atol=1e-10)

@@ -145,6 +145,23 @@ def test_a_new_format_needs_only_its_definition(body):
     assert float(err.mean()) < 0.01, float(err.mean())
 
 
+def test_rest_points_is_the_zero_rotation(body):
+    betas = torch.randn(2, NUM_BETAS, dtype=torch.float64)
+    h36m = dik.rest_points(body, "h36m17", betas)
+    assert torch.equal(h36m, body.rest_points(betas, "h36m17"))
+    # Mocap formats: mapped SMPL joints, plus the head-top landmark for their head_top joint.
+    fmt = get_format("bandai27")
+    rest = dik.rest_points(body, fmt)
+    assert rest.shape == (1, fmt.num_joints, 3)
+    assert torch.equal(rest[0, fmt.index("UpperLeg_L")], body.rest_joints()[0, J["left_hip"]])
+    top = body.landmark("head_top") @ body.v_template
+    assert torch.allclose(rest[0, fmt.index("head_top")], top)
+    # Solving the rest skeleton gives back the rest skeleton.
+    r = dik.solve(dik.rest_points(body, "cmu31", betas), "cmu31", body, betas=betas)
+    err = (_refit(body, r, betas).joints - body.rest_joints(betas)).norm(dim=-1)
+    assert float(err.max()) < 1e-3, float(err.max())
+
+
 def test_straight_limbs_and_t_pose(body):
     rest = body.rest_points(None, "h36m17")
     r = dik.solve(rest, "h36m17", body)
