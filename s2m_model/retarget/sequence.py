@@ -20,28 +20,56 @@ from s2m_model.retarget.targets import (
 from s2m_model.temporal import OneEuroFilter
 
 #: One-Euro settings of the output filter on q (per joint: Hz, Hz per rad/s).
-FILTER_MIN_CUTOFF_HZ = 3.0
-FILTER_BETA = 0.5
+FILTER_MIN_CUTOFF_HZ = 5.0
+FILTER_BETA = 2.0
 
 
 class JointFilter:
-    """One-Euro filter on ``q`` (per joint), re-clipped into the limits.
+    """One-Euro filter on the robot pose: joint positions ``q`` and the floating base, each
+    coordinate with its own adaptive cutoff (shape ``(n, 1)`` for ``OneEuroFilter``).
 
-    The filter is a convex blend of past and new samples, so filtered values stay within the
-    joint limits and move no faster than the unfiltered ones; the clip only guards rounding.
+    Base and joints are filtered alike, so the lag is the same for both (filtering only the
+    joints would make planted feet slide). The output is clipped into the joint limits and its
+    per-joint steps into ``velocity_limit * dt``: a lagging low-pass filter can otherwise take a
+    larger step than its input when it catches up.
     """
 
     def __init__(self, robot: Robot, min_cutoff: float = FILTER_MIN_CUTOFF_HZ,
                  beta: float = FILTER_BETA) -> None:  # fmt: skip
         self.robot = robot
         self._filter = OneEuroFilter(min_cutoff=min_cutoff, beta=beta, d_cutoff=1.0)
+        self._last: tuple[np.ndarray, float] | None = None
 
-    def __call__(self, q: np.ndarray, t: float) -> np.ndarray:
-        out = self._filter(np.asarray(q, np.float64)[:, None], t)[:, 0]
-        return self.robot.clip(out)
+    def __call__(
+        self, q: np.ndarray, t: float, root_pos: np.ndarray | None = None,
+        root_quat: np.ndarray | None = None,
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray | None]:  # fmt: skip
+        """Filter one sample at time ``t`` (s); returns ``(q, root_pos, root_quat)``."""
+        parts = [np.asarray(q, np.float64)]
+        if root_pos is not None and root_quat is not None:
+            quat = np.asarray(root_quat, np.float64)
+            if self._last is not None and self._last[0].size == q.size + 7:
+                prev_quat = self._last[0][q.size + 3:]
+                quat = -quat if float(quat @ prev_quat) < 0 else quat  # same hemisphere
+            parts += [np.asarray(root_pos, np.float64), quat]
+        x = np.concatenate(parts)
+        out = self._filter(x[:, None], t)[:, 0]
+        n = len(q)
+        qf = self.robot.clip(out[:n])
+        if self._last is not None and self._last[0].size == x.size and t > self._last[1]:
+            step = self.robot.velocity_limit * (t - self._last[1])
+            prev = self._last[0][:n]
+            qf = np.clip(qf, prev - step, prev + step)
+        out[:n] = qf
+        self._last = (out.copy(), t)
+        if len(parts) == 1:
+            return qf, None, None
+        quat = out[n + 3:]
+        return qf, out[n:n + 3], quat / max(np.linalg.norm(quat), 1e-12)
 
     def reset(self) -> None:
         self._filter.reset()
+        self._last = None
 
 
 @dataclass
@@ -51,7 +79,8 @@ class RetargetResult:
     Attributes:
         q: ``(T, dof)`` joint positions (filtered when ``filtered``), radians, within limits.
         q_raw: ``(T, dof)`` the IK output before the temporal filter.
-        root_pos / root_quat: ``(T, 3)`` / ``(T, 4)`` floating base (w, x, y, z), world.
+        root_pos / root_quat: ``(T, 3)`` / ``(T, 4)`` floating base (w, x, y, z), world
+            (filtered with ``q``).
         t: ``(T,)`` seconds.
         targets: ``(T, K, 3)`` IK target points (NaN where a row had no target).
         planted: ``(T, 2)`` left / right foot contacts of the human.
@@ -110,9 +139,12 @@ def retarget_motion(
         frame = builder(motion.joints[i], motion.rotations[i], motion.solved[i], motion.t[i])
         dt = float(dts[i - 1]) if i > 0 else default_dt
         q_raw[i] = ik.step(frame, dt)
-        q[i] = filt(q_raw[i], motion.t[i]) if filt is not None else q_raw[i]
-        ms[i] = (time.perf_counter() - start) * 1e3
         root_pos[i], root_quat[i] = ik.root_pose
+        if filt is not None:
+            q[i], root_pos[i], root_quat[i] = filt(q_raw[i], motion.t[i], *ik.root_pose)
+        else:
+            q[i] = q_raw[i]
+        ms[i] = (time.perf_counter() - start) * 1e3
         if frame is not None:
             followed[i] = True
             used = (frame.position_cost > 0)

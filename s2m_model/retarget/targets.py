@@ -157,7 +157,7 @@ class TargetConfig:
     contact_height: float = 0.06
     contact_speed: float = 0.35
     relock_distance: float = 0.12
-    planted_weight: float = 3.0
+    planted_weight: float = 10.0
     planted_orientation: float = 1.0
     feet: bool = True
 

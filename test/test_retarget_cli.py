@@ -1,0 +1,103 @@
+"""``s2m retarget``: the plug-in parser, a results folder, a BVH clip, clear errors."""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import importlib.util
+import json
+
+import numpy as np
+import pytest
+
+pytest.importorskip("mink", reason="mink is not installed")
+
+import roma  # noqa: E402
+import torch  # noqa: E402
+
+from s2m_model.retarget import cli, synthetic  # noqa: E402
+from s2m_model.retarget.robot import load_robot  # noqa: E402
+
+SUMMARY_KEYS = {"frames", "dof", "joint_limit_violations", "velocity_limit_violations",
+                "retarget_ms", "end_effector_err_mm"}  # fmt: skip
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers(dest="command", required=True)
+    cli.register(sub)
+    return parser.parse_args(argv)
+
+
+def _results_folder(path, frames=20, track_id=3):
+    """Write a synthetic `s2m run` results folder (camera frame, person 3 m in front)."""
+    m = synthetic.motion("wave", frames)
+    to_cam = np.diag([1.0, -1.0, -1.0])  # facing the camera, y down
+    results = path / "results"
+    results.mkdir(parents=True)
+    local = m["local"].copy()
+    local[:, 0] = to_cam @ local[:, 0]
+    rotvec = roma.rotmat_to_rotvec(torch.as_tensor(local)).numpy()
+    joints = m["joints"] @ to_cam.T + np.array([0.0, 0.8, 3.0])
+    for i in range(frames):
+        np.savez(results / f"{i:06d}.npz", track_id=np.array([track_id]),
+                 global_orient=rotvec[i, :1].astype(np.float32),
+                 body_pose=rotvec[i, 1:][None].astype(np.float32),
+                 joints=joints[i][None].astype(np.float32),
+                 solved=np.ones((1, 24), bool), stamp=np.array(m["t"][i]))  # fmt: skip
+    return path
+
+
+def test_register_adds_retarget():
+    args = _parse(["retarget", "clip.bvh", "--out", "o", "--robot", "s2m_humanoid"])
+    assert args.func is cli.run and args.robot == "s2m_humanoid" and args.filter == "auto"
+
+
+def test_results_folder_to_joints(tmp_path):
+    src = _results_folder(tmp_path / "run")
+    out = tmp_path / "out"
+    args = _parse(["retarget", str(src), "--robot", "s2m_humanoid", "--out", str(out)])
+    assert args.func(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert SUMMARY_KEYS <= summary.keys()
+    assert summary["frames"] == 20 and summary["dof"] == 25
+    assert summary["joint_limit_violations"] == 0 == summary["velocity_limit_violations"]
+    assert {"hands", "feet", "head"} <= summary["end_effector_err_mm"].keys()
+    assert {"median", "p95"} <= summary["retarget_ms"].keys()
+    assert summary["input_track_id"] == 3 and summary["temporal_filter"] is True
+    data = np.load(out / "joints.npz")
+    robot = load_robot("s2m_humanoid")
+    assert data["q"].shape == (20, 25) and list(data["names"]) == list(robot.joint_names)
+    assert data["t"].shape == (20,)
+    assert (data["q"] >= robot.lower - 1e-9).all() and (data["q"] <= robot.upper + 1e-9).all()
+    with (out / "joints.csv").open() as f:
+        rows = list(csv.reader(f))
+    assert rows[0] == ["t", *robot.joint_names] and len(rows) == 21
+    np.testing.assert_allclose(np.array(rows[1:], float)[:, 1:], data["q"], atol=1e-5)
+
+
+def test_errors_are_clear(tmp_path, capsys):
+    assert cli.main([str(tmp_path / "missing.bvh"), "--out", str(tmp_path / "o"),
+                     "--robot", "s2m_humanoid"]) == 2  # fmt: skip
+    assert "no such file" in capsys.readouterr().err
+    (tmp_path / "empty").mkdir()
+    (tmp_path / "empty" / "x.npz").write_bytes(b"not a zip")
+    assert cli.main([str(tmp_path / "empty"), "--out", str(tmp_path / "o"),
+                     "--robot", "s2m_humanoid"]) == 2  # fmt: skip
+    assert "error" in capsys.readouterr().err
+    src = _results_folder(tmp_path / "run", frames=3)
+    assert cli.main([str(src), "--out", str(tmp_path / "o"), "--robot", "s2m_humanoid",
+                     "--track", "9"]) == 2  # fmt: skip
+    assert "track 9 never appears" in capsys.readouterr().err
+
+
+@pytest.mark.skipif(importlib.util.find_spec("mjlab") is None, reason="mjlab is not installed")
+def test_bvh_clip_on_g1(tmp_path, shared_data):
+    clip = shared_data / "cmu-mocap" / "131_01.bvh.xz"
+    out = tmp_path / "out"
+    assert cli.main([str(clip), "--out", str(out), "--max-frames", "30"]) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 30 and summary["dof"] == 29 and summary["robot"] == "g1"
+    assert summary["joint_limit_violations"] == 0 == summary["velocity_limit_violations"]
+    assert summary["input_kind"] == "bvh" and summary["temporal_filter"] is False
+    assert summary["end_effector_err_mm"]["feet"]["median"] < 50
