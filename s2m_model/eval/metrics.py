@@ -64,7 +64,9 @@ __all__ = [
 # --------------------------------------------------------------------------------------------
 # input handling
 # --------------------------------------------------------------------------------------------
-def _to_tensor(x: ArrayLike, name: str) -> torch.Tensor:
+def to_tensor(x: ArrayLike, name: str) -> torch.Tensor:
+    """``x`` as a tensor (numpy/lists without a copy where possible); ValueError naming ``name``
+    for anything else (object arrays, other types)."""
     if isinstance(x, torch.Tensor):
         return x
     if isinstance(x, np.ndarray | list | tuple | float | int):
@@ -75,11 +77,11 @@ def _to_tensor(x: ArrayLike, name: str) -> torch.Tensor:
     raise ValueError(f"{name}: expected a torch.Tensor or numpy array, got {type(x).__name__}")
 
 
-def _float_pair(
+def float_pair(
     a: ArrayLike, b: ArrayLike, names: tuple[str, str], point_dim: int | None = 3
 ) -> tuple[torch.Tensor, torch.Tensor]:
     """Two same-shape floating tensors on one device, dtype promoted (ints -> float64)."""
-    ta, tb = _to_tensor(a, names[0]), _to_tensor(b, names[1])
+    ta, tb = to_tensor(a, names[0]), to_tensor(b, names[1])
     if ta.shape != tb.shape:
         raise ValueError(
             f"{names[0]} and {names[1]} must have the same shape, got "
@@ -95,13 +97,13 @@ def _float_pair(
     return ta.to(dtype), tb.to(dtype)
 
 
-def _valid_mask(
+def valid_mask(
     valid: ArrayLike | None, shape: torch.Size, device: torch.device, name: str = "valid"
 ) -> torch.Tensor:
     """Bool mask of ``shape`` (validity broadcast from ``valid``; all True when None)."""
     if valid is None:
         return torch.ones(shape, dtype=torch.bool, device=device)
-    v = _to_tensor(valid, name).to(device)
+    v = to_tensor(valid, name).to(device)
     if v.dtype != torch.bool:
         if v.is_floating_point() and not torch.isfinite(v).all():
             raise ValueError(f"{name} contains NaN/inf")
@@ -185,8 +187,8 @@ def _prepare_joints(
     root: Root,
     joints: Sequence[int] | None,
 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
-    p, g = _float_pair(pred, gt, ("pred", "gt"))
-    v = _valid_mask(valid, p.shape[:-1], p.device)
+    p, g = float_pair(pred, gt, ("pred", "gt"))
+    v = valid_mask(valid, p.shape[:-1], p.device)
     checked = _check_finite({"pred": p, "gt": g}, v)
     p, g = checked["pred"], checked["gt"]
     p, g, v = _root_align(p, g, v, root)
@@ -271,8 +273,8 @@ def procrustes_align(
         ValueError: shape mismatch, fewer than 3 valid points in a sample, or non-finite values
             at valid points.
     """
-    p, g = _float_pair(pred, gt, ("pred", "gt"))
-    v = _valid_mask(valid, p.shape[:-1], p.device)
+    p, g = float_pair(pred, gt, ("pred", "gt"))
+    v = valid_mask(valid, p.shape[:-1], p.device)
     checked = _check_finite({"pred": p, "gt": g}, v)
     aligned, transform, ok = _similarity_fit(checked["pred"], checked["gt"], v)
     if not bool(ok.all()):
@@ -333,12 +335,12 @@ def pve(
     """
     if (pred_root is None) != (gt_root is None):
         raise ValueError("pass both pred_root and gt_root, or neither")
-    p, g = _float_pair(pred, gt, ("pred", "gt"))
-    v = _valid_mask(valid, p.shape[:-1], p.device)
+    p, g = float_pair(pred, gt, ("pred", "gt"))
+    v = valid_mask(valid, p.shape[:-1], p.device)
     checked = _check_finite({"pred": p, "gt": g}, v)
     p, g = checked["pred"], checked["gt"]
     if pred_root is not None:
-        pr, gr = _float_pair(pred_root, gt_root, ("pred_root", "gt_root"), point_dim=None)
+        pr, gr = float_pair(pred_root, gt_root, ("pred_root", "gt_root"), point_dim=None)
         if pr.shape != p.shape[:-2] + (3,):
             raise ValueError(
                 f"pred_root must have shape {tuple(p.shape[:-2]) + (3,)}, got {tuple(pr.shape)}"
@@ -489,10 +491,10 @@ def joint_angle_error(
     Returns:
         Angle in radians, in ``[0, pi]``.
     """
-    p, g = _float_pair(pred_rotmats, gt_rotmats, ("pred_rotmats", "gt_rotmats"), point_dim=None)
+    p, g = float_pair(pred_rotmats, gt_rotmats, ("pred_rotmats", "gt_rotmats"), point_dim=None)
     if p.ndim < 3 or p.shape[-2:] != (3, 3):
         raise ValueError(f"pred_rotmats: expected shape (..., J, 3, 3), got {tuple(p.shape)}")
-    v = _valid_mask(valid, p.shape[:-2], p.device)
+    v = valid_mask(valid, p.shape[:-2], p.device)
     flat = {"pred_rotmats": p.flatten(-2), "gt_rotmats": g.flatten(-2)}
     checked = _check_finite(flat, v)
     p = checked["pred_rotmats"].unflatten(-1, (3, 3))
@@ -525,7 +527,7 @@ def silhouette_iou(
     Returns:
         IoU; two empty masks count as a perfect match (IoU = 1.0), by definition here.
     """
-    a, b = _to_tensor(mask_a, "mask_a"), _to_tensor(mask_b, "mask_b")
+    a, b = to_tensor(mask_a, "mask_a"), to_tensor(mask_b, "mask_b")
     if a.shape != b.shape or a.ndim < 2:
         raise ValueError(
             f"masks must have the same shape (..., H, W), got {tuple(a.shape)} and {tuple(b.shape)}"
@@ -579,11 +581,11 @@ def acceleration_error(
     Returns:
         Error in mm/frame^2.
     """
-    p, g = _float_pair(pred_seq, gt_seq, ("pred_seq", "gt_seq"))
+    p, g = float_pair(pred_seq, gt_seq, ("pred_seq", "gt_seq"))
     if p.ndim < 3 or p.shape[-3] < 3:
         raise ValueError(f"pred_seq: expected shape (..., T>=3, J, 3), got {tuple(p.shape)}")
     if valid is not None:
-        vt = _to_tensor(valid, "valid")
+        vt = to_tensor(valid, "valid")
         if tuple(vt.shape) == tuple(p.shape[:-2]):  # per-frame validity
             valid = vt[..., None]
     p, g, v = _prepare_joints(p, g, valid, root, None)

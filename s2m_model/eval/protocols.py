@@ -87,7 +87,7 @@ def evaluate_joints(
             protocol, or anything the metrics refuse (NaN at scored joints, nothing to score).
     """
     proto = _protocol(protocol)
-    p = metrics._to_tensor(pred, "pred")
+    p = metrics.to_tensor(pred, "pred")
     if p.ndim < 2 or p.shape[-2] != proto.num_joints:
         raise ValueError(
             f"protocol {protocol!r} expects (..., {proto.num_joints}, 3) joints, "
@@ -111,8 +111,8 @@ def evaluate_joints(
     if pred_vertices is not None:
         if protocol != "surreal":
             raise ValueError(f"vertices are scored by the 'surreal' protocol, not {protocol!r}")
-        pj, gj = metrics._float_pair(pred, gt, ("pred", "gt"))
-        pv = metrics._to_tensor(pred_vertices, "pred_vertices")
+        pj, gj = metrics.float_pair(pred, gt, ("pred", "gt"))
+        pv = metrics.to_tensor(pred_vertices, "pred_vertices")
         if pv.ndim < 2 or tuple(pv.shape[:-2]) != tuple(pj.shape[:-2]):
             raise ValueError(
                 f"pred_vertices must be (..., V, 3) with the joints' batch dims "
@@ -121,7 +121,7 @@ def evaluate_joints(
         vvalid = None
         if valid is not None:
             # The PVE root is the pelvis joint: a sample with an invalid pelvis is excluded.
-            root_ok = metrics._valid_mask(valid, pj.shape[:-1], pj.device)[..., proto.root]
+            root_ok = metrics.valid_mask(valid, pj.shape[:-1], pj.device)[..., proto.root]
             vvalid = root_ok[..., None]
         out["pve"] = float(
             metrics.pve(
@@ -147,7 +147,7 @@ def per_joint_mpjpe(
 
     Joints that are never valid are left out (no NaN values).
     """
-    p = metrics._to_tensor(pred, "pred")
+    p = metrics.to_tensor(pred, "pred")
     if p.ndim < 2 or p.shape[-2] != len(names):
         raise ValueError(f"{len(names)} names for joints of shape {tuple(p.shape)}")
     err = metrics.mpjpe(pred, gt, root, valid=valid, reduction="none")
