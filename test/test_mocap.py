@@ -113,14 +113,6 @@ def test_betas_match_bone_lengths(body):
     assert float(est.abs().max()) <= mocap_fit.BETA_LIMIT
 
 
-def test_rest_joint_basis_is_the_linear_rest_skeleton(body):
-    mean, dirs = mocap_fit.rest_joint_basis(body, torch.float64)
-    betas = torch.randn(4, 10, dtype=torch.float64)
-    expected = body.rest_joints(betas)
-    got = mean + torch.einsum("jck,bk->bjc", dirs, betas)
-    torch.testing.assert_close(got, expected, atol=1e-9, rtol=0)
-
-
 def test_fit_stats_and_report_plot(body, tmp_path):
     from s2m_model.data.fit_report import plot_fit_report
 

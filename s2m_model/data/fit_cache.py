@@ -54,7 +54,7 @@ def single_thread() -> Iterator[None]:
 def body_fingerprint(body) -> str:
     """Short hash of a body model's template and shape space (fits are body specific)."""
     h = hashlib.sha256()
-    for t in (body.v_template, body.smpl.shapedirs, body.J_regressor):
+    for t in (body.v_template, body.shapedirs, body.J_regressor):
         h.update(np.ascontiguousarray(t.detach().cpu().numpy(), dtype=np.float32).tobytes())
     return h.hexdigest()[:12]
 

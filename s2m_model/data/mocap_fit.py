@@ -216,18 +216,6 @@ def _mean_pts(x: torch.Tensor, idx: list[int]) -> torch.Tensor:
     return x[..., idx, :].mean(-2)
 
 
-def rest_joint_basis(body, dtype: torch.dtype) -> tuple[torch.Tensor, torch.Tensor]:
-    """The body's rest joints as a linear function of betas: ``mean (24,3)``, ``dirs (24,3,10)``.
-
-    ``body.rest_joints(betas) == mean + dirs @ betas`` exactly (SMPL's rest joints are linear in
-    betas), so the basis is read off the public ``rest_joints`` at 0 and at each unit beta.
-    """
-    probe = torch.cat([torch.zeros(1, NUM_BETAS), torch.eye(NUM_BETAS)]).to(body.device, body.dtype)
-    rest = body.rest_joints(probe).to(dtype)  # (1+10, 24, 3)
-    mean = rest[0]
-    return mean, (rest[1:] - mean).permute(1, 2, 0)
-
-
 def estimate_betas(
     lengths_m: torch.Tensor, body, layout: MocapLayout, iterations: int = 5
 ) -> torch.Tensor:
@@ -237,8 +225,8 @@ def estimate_betas(
     points linear in beta; the result is clipped to +-``BETA_LIMIT``.
     """
     dtype, device = lengths_m.dtype, lengths_m.device
-    mean, dirs = rest_joint_basis(body, dtype)  # (24,3), (24,3,10)
-    mean, dirs = mean.to(device), dirs.to(device)
+    mean, dirs = body.rest_basis("smpl24")  # (24,3), (24,3,10)
+    mean, dirs = mean.to(device, dtype), dirs.to(device, dtype)
     va = torch.stack([mean[b].mean(0) - mean[a].mean(0) for a, b, _, _ in layout.lengths])
     da = torch.stack([dirs[b].mean(0) - dirs[a].mean(0) for a, b, _, _ in layout.lengths])
     betas = lengths_m.new_zeros(lengths_m.shape[0], NUM_BETAS)

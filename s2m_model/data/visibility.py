@@ -55,7 +55,7 @@ class VisibilityModel:
 
 def face_parts(body) -> np.ndarray:
     """(F,) int64 body part (SMPL joint index) of each face: the largest summed skin weight."""
-    weights = body.smpl.lbs_weights.detach().double().cpu().numpy()
+    weights = body.lbs_weights.detach().double().cpu().numpy()
     return weights[body.faces].sum(1).argmax(1)
 
 
@@ -77,7 +77,7 @@ def visibility_models(
         out = body()
         verts = out.vertices
         rest = verts[0].double().cpu().numpy()
-        vertex_part = body.smpl.lbs_weights.detach().cpu().numpy().argmax(1)
+        vertex_part = body.lbs_weights.detach().cpu().numpy().argmax(1)
         models = {}
         for fmt in formats:
             pts = out.joints if fmt == "smpl24" else body.regress(verts, fmt)
