@@ -54,7 +54,8 @@ class Skeletons:
 def has_world_landmarks(det) -> bool:
     """Whether a detection carries usable (33,3) world landmarks."""
     world = getattr(det, "keypoints_world", None)
-    return world is not None and np.shape(world) == (33, 3) and bool(np.isfinite(world).all())
+    shape = (get_format(WORLD_FORMAT).num_joints, 3)
+    return world is not None and np.shape(world) == shape and bool(np.isfinite(world).all())
 
 
 def world_landmarks(detections: Sequence, people: Sequence[int], device, dtype) -> Skeletons:
@@ -65,7 +66,7 @@ def world_landmarks(detections: Sequence, people: Sequence[int], device, dtype) 
     conf = np.ones(joints.shape[:2], np.float32)
     for row, i in enumerate(people):
         pixels = getattr(detections[i], "keypoints_blazepose", None)
-        if pixels is not None and np.shape(pixels) == (33, 4):
+        if pixels is not None and np.shape(pixels) == (joints.shape[1], 4):
             conf[row] = np.clip(pixels[:, 3], 0.0, 1.0)
     return Skeletons(
         people=list(people),
@@ -101,12 +102,13 @@ def lift_keypoints(
     if not people:
         return None, rejected
     kp = keypoints[people]
+    fmt = get_format(LIFTER_FORMAT)
     lifted = torch.as_tensor(lifter.lift(kp, camera=intrinsics))
-    lifted = lifted.to(device=device, dtype=dtype).reshape(-1, 17, 3)
+    lifted = lifted.to(device=device, dtype=dtype).reshape(-1, fmt.num_joints, 3)
     skeletons = Skeletons(
         people=people,
         joints=lifted,
-        fmt=get_format(LIFTER_FORMAT),
+        fmt=fmt,
         confidence=h36m_confidence(kp[..., 2]),
         lifter="s2m",
     )

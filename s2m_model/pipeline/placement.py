@@ -18,6 +18,8 @@ import numpy as np
 import torch
 
 from s2m_model.camera import Camera
+from s2m_model.skeletons import get_format
+from s2m_model.smpl_layout import JOINT_INDEX
 
 __all__ = [
     "COCO_HIPS",
@@ -31,13 +33,15 @@ __all__ = [
 MIN_DEPTH_M = 0.1
 """People whose solved depth is below this (metres) are dropped (behind/at the camera)."""
 
-#: COCO-17 keypoint -> SMPL joint for the limb keypoints (used to place the body when vertices
-#: are skipped): shoulders, elbows, wrists, hips, knees, ankles.
+_COCO = get_format("coco17")
+#: COCO-17 keypoint index -> SMPL joint index for the 12 limb keypoints that are SMPL joints
+#: (shoulders, elbows, wrists, hips, knees, ankles; the registry's ``smpl_map``): used to place
+#: the body when vertices are skipped.
 COCO_LIMBS_TO_SMPL: dict[int, int] = {
-    5: 16, 6: 17, 7: 18, 8: 19, 9: 20, 10: 21, 11: 1, 12: 2, 13: 4, 14: 5, 15: 7, 16: 8,
-}  # fmt: skip
+    _COCO.index(joint): JOINT_INDEX[smpl] for joint, smpl in _COCO.smpl_map.items()
+}
 #: COCO-17 indices of the left and right hip.
-COCO_HIPS: tuple[int, int] = (11, 12)
+COCO_HIPS: tuple[int, int] = (_COCO.index("left_hip"), _COCO.index("right_hip"))
 
 
 def estimate_translation(
