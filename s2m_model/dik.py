@@ -18,7 +18,8 @@ s2m extends it:
 - Neck/head from thorax, head top, nose, ears; wrists/ankles from hand and foot points when the
   format has them (BlazePose); collars from the shoulder positions.
 - No SVD, no data-dependent control flow: exports to ONNX (opset >= 17). Frames are built with
-  Gram-Schmidt and rotation matrices -> axis-angle via ``roma`` (stable near 0 and pi).
+  Gram-Schmidt and rotation matrices -> axis-angle via ``roma`` (stable near 0 and pi); the
+  geometry helpers are in :mod:`s2m_model.ik_geometry`.
 
 Lengths are metres; rotations are axis-angle in radians. The input skeleton's frame is the
 output frame: ``global_orient`` and ``transl`` place the body in it (e.g. the camera frame).
@@ -31,6 +32,18 @@ from dataclasses import dataclass, field
 import roma
 import torch
 
+from s2m_model.ik_geometry import (
+    HINGE_BLEND,
+    blend_axis,
+    bmv,
+    frame,
+    norm,
+    perp,
+    rotmat_to_rotvec,
+    swing,
+    twist_angle,
+    unit,
+)
 from s2m_model.smpl_layout import (
     JOINT_INDEX,
     JOINT_NAMES,
@@ -41,11 +54,6 @@ from s2m_model.smpl_layout import (
 )
 
 J = JOINT_INDEX
-EPS = 1e-8
-# Blend level of fallback axes: a limb-plane normal is used as is once the bend exceeds
-# ~6 deg (sin 6 deg, below the free body's 8.6 deg rest knee bend); below that the fallback
-# takes over continuously.
-HINGE_BLEND = 0.1
 # Rest hinge axes in the SMPL T-pose (Y up, facing +Z, left = +X): elbows flex the forearm
 # forward about the vertical, knees flex the shin backwards about +X.
 REST_HINGE_AXES = {
@@ -134,70 +142,11 @@ def rest_points(body, fmt, betas: torch.Tensor | None = None) -> torch.Tensor:
     return out
 
 
-# --------------------------------------------------------------------------------------------
-# Small, ONNX-friendly geometry (no SVD, no data-dependent branches).
-# --------------------------------------------------------------------------------------------
-def _norm(v: torch.Tensor) -> torch.Tensor:
-    return torch.sqrt((v * v).sum(-1, keepdim=True) + EPS * EPS)
-
-
-def _unit(v: torch.Tensor) -> torch.Tensor:
-    return v / _norm(v)
-
-
-def _frame(primary: torch.Tensor, secondary: torch.Tensor) -> torch.Tensor:
-    """(...,3,3) orthonormal frame, columns [p, s_perp, p x s_perp] (Gram-Schmidt)."""
-    e1 = _unit(primary)
-    e2 = _unit(secondary - (secondary * e1).sum(-1, keepdim=True) * e1)
-    e3 = torch.cross(e1, e2, dim=-1)
-    return torch.stack([e1, e2, e3], dim=-1)
-
-
-def _perp(v: torch.Tensor, unit_axis: torch.Tensor) -> torch.Tensor:
-    """Component of v perpendicular to a unit axis."""
-    return v - (v * unit_axis).sum(-1, keepdim=True) * unit_axis
-
-
-def _swing(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
-    """(...,3,3) minimal rotation taking direction a onto b; a 180 deg turn about an axis
-    perpendicular to a when they are opposite (continuous quaternion form, no trig)."""
-    a, b = _unit(a), _unit(b)
-    w = 1.0 + (a * b).sum(-1, keepdim=True)
-    xyz = torch.cross(a, b, dim=-1)
-    # Perpendicular to a for the opposite case: a x (the axis least aligned with a).
-    helper = torch.where(
-        a[..., :1].abs() < 0.9, a.new_tensor([1.0, 0.0, 0.0]), a.new_tensor([0.0, 1.0, 0.0])
-    )
-    perp = _unit(torch.cross(a, helper.expand_as(a), dim=-1))
-    opposite = w < 1e-6
-    q = torch.where(opposite, torch.cat([perp, torch.zeros_like(w)], -1), torch.cat([xyz, w], -1))
-    return roma.unitquat_to_rotmat(q / _norm(q))
-
-
-def _twist_angle(u: torch.Tensor, v: torch.Tensor, axis: torch.Tensor) -> torch.Tensor:
-    """(...,1) signed angle about the unit ``axis`` turning u's projection onto v's."""
-    u, v = _perp(u, axis), _perp(v, axis)
-    sin = (axis * torch.cross(u, v, dim=-1)).sum(-1, keepdim=True)
-    return torch.atan2(sin, (u * v).sum(-1, keepdim=True))
-
-
-def _blend_axis(normal: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
-    """Unit hinge axis from a limb-plane normal (|normal| = sin of the bend).
-
-    The fallback is added only as far as the normal's component along it falls short of
-    ``HINGE_BLEND``: exact for a clearly bent limb, never zero (a hyperextended limb keeps the
-    fallback axis instead of flipping its twist by 180 deg), continuous everywhere.
-    """
-    fallback = _unit(fallback)
-    short = (HINGE_BLEND - (normal * fallback).sum(-1, keepdim=True)).clamp(min=0.0)
-    return _unit(normal + short * fallback)
-
-
 def _hinge_axis(upper: torch.Tensor, lower: torch.Tensor, joint: str) -> torch.Tensor:
     """Rest hinge axis of an elbow/knee: the rest limb's own bend plane when it is bent (the
     free body's knees are, slightly), else the nominal axis."""
     nominal = upper.new_tensor(REST_HINGE_AXES[joint]).expand_as(upper)
-    return _blend_axis(torch.cross(_unit(upper), _unit(lower), dim=-1), nominal)
+    return blend_axis(torch.cross(unit(upper), unit(lower), dim=-1), nominal)
 
 
 def hinge_axis(body, joint: str, betas: torch.Tensor | None = None) -> torch.Tensor:
@@ -208,14 +157,6 @@ def hinge_axis(body, joint: str, betas: torch.Tensor | None = None) -> torch.Ten
     parent = PARENTS[mid]
     child = J[joint.replace("knee", "ankle").replace("elbow", "wrist")]
     return _hinge_axis(rest[:, mid] - rest[:, parent], rest[:, child] - rest[:, mid], joint)
-
-
-def _bmv(m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
-    return (m @ v[..., None])[..., 0]
-
-
-def _rotmat_to_rotvec(r: torch.Tensor) -> torch.Tensor:
-    return roma.unitquat_to_rotvec(roma.rotmat_to_unitquat(r))
 
 
 # --------------------------------------------------------------------------------------------
@@ -256,7 +197,7 @@ class _Solver:
         """Target and rest vectors a->b and whether the target bone is long enough."""
         (ta, ra), (tb, rb) = self.pt(a), self.pt(b)
         t, r = tb - ta, rb - ra
-        long_enough = _norm(t)[..., 0] > 1e-4
+        long_enough = norm(t)[..., 0] > 1e-4
         return t, r, long_enough
 
     def pos(self, j: int) -> torch.Tensor:
@@ -265,7 +206,7 @@ class _Solver:
             return self.root_pos
         p = PARENTS[j]
         offset = self.rest_joints[:, j] - self.rest_joints[:, p]
-        return self.pos(p) + _bmv(self.world[p], offset)
+        return self.pos(p) + bmv(self.world[p], offset)
 
     def parent_world(self, j: int) -> torch.Tensor:
         return self.world[PARENTS[j]] if PARENTS[j] >= 0 else self.eye
@@ -296,13 +237,13 @@ class _Solver:
         # Secondary nearly parallel to primary: blend in the parent's prediction, with a
         # weight that is zero once the secondary is usable (exact) and grows continuously.
         parent = self.parent_world(j)
-        e1 = _unit(p_t)
-        s_perp = _perp(_unit(s_t), e1)
-        pred = _unit(_perp(_bmv(parent, s_r), e1))
-        strength = _norm(s_perp)
+        e1 = unit(p_t)
+        s_perp = perp(unit(s_t), e1)
+        pred = unit(perp(bmv(parent, s_r), e1))
+        strength = norm(s_perp)
         weight = (1.0 - strength / HINGE_BLEND).clamp(min=0.0)
         weak = strength[..., 0] < HINGE_BLEND
-        world = _frame(p_t, s_perp + weight * HINGE_BLEND * pred) @ _frame(p_r, s_r).transpose(
+        world = frame(p_t, s_perp + weight * HINGE_BLEND * pred) @ frame(p_r, s_r).transpose(
             -1, -2
         )
         use = ok_p & ok_s & self.ok(*primary, *secondary)
@@ -315,7 +256,7 @@ class _Solver:
             return
         t, r, long_enough = self.vec(*bone)
         parent = self.parent_world(j)
-        world = _swing(_bmv(parent, r), t) @ parent
+        world = swing(bmv(parent, r), t) @ parent
         use = long_enough & self.ok(*bone)
         self.missing[j] = ~self.ok(*bone)
         self.set_world(j, world, use, degenerate=~long_enough)
@@ -338,13 +279,13 @@ class _Solver:
         # parent's rotation carried by the minimal swing of the upper bone. The target normal
         # is blended in that frame exactly as the rest normal is, so the rest pose maps to
         # itself (continuous; exact once the limb is clearly bent).
-        swing_world = _swing(_bmv(parent, u_r), u_t) @ parent
+        swing_world = swing(bmv(parent, u_r), u_t) @ parent
         ref = swing_world if self.prev_world is None else self.prev_world[:, root]
-        normal = torch.cross(_unit(u_t), _unit(f_t), dim=-1)
+        normal = torch.cross(unit(u_t), unit(f_t), dim=-1)
         straight = normal.norm(dim=-1) < HINGE_BLEND
-        axis = _bmv(ref, _blend_axis(_bmv(ref.transpose(-1, -2), normal), axis_r))
-        upper = _frame(u_t, axis) @ _frame(u_r, axis_r).transpose(-1, -2)
-        lower = _frame(f_t, axis) @ _frame(f_r, axis_r).transpose(-1, -2)
+        axis = bmv(ref, blend_axis(bmv(ref.transpose(-1, -2), normal), axis_r))
+        upper = frame(u_t, axis) @ frame(u_r, axis_r).transpose(-1, -2)
+        lower = frame(f_t, axis) @ frame(f_r, axis_r).transpose(-1, -2)
         ok_ab = ok_u & self.ok(a, b)
         ok_all = ok_ab & ok_f & self.ok(c)
         # Without a valid distal point the upper limb falls back to a swing.
@@ -363,8 +304,8 @@ class _Solver:
         t = tgt - self.pos(j)
         r = rest_point - self.rest_joints[:, j]
         parent = self.parent_world(j)
-        world = _swing(_bmv(parent, r), t) @ parent
-        long_enough = _norm(t)[..., 0] > 1e-4
+        world = swing(bmv(parent, r), t) @ parent
+        long_enough = norm(t)[..., 0] > 1e-4
         self.missing[j] = ~self.ok(target)
         self.set_world(j, world, long_enough & self.ok(target), degenerate=~long_enough)
 
@@ -386,16 +327,16 @@ class _Solver:
         segs = [jr[:, J["spine2"]] - jr[:, J["spine1"]], jr[:, J["spine3"]] - jr[:, J["spine2"]],
                 thorax_r - jr[:, J["spine3"]]]  # fmt: skip
         g0 = self.world[0]
-        c_t = _bmv(g0.transpose(-1, -2), thorax_t - self.pos(J["spine1"]))
+        c_t = bmv(g0.transpose(-1, -2), thorax_t - self.pos(J["spine1"]))
         c_r = segs[0] + segs[1] + segs[2]
-        axis = torch.cross(_unit(c_r), _unit(c_t), dim=-1)
-        angle = torch.atan2(_norm(axis), (_unit(c_r) * _unit(c_t)).sum(-1, keepdim=True))
-        lengths = torch.cat([_norm(d) for d in segs], -1)
+        axis = torch.cross(unit(c_r), unit(c_t), dim=-1)
+        angle = torch.atan2(norm(axis), (unit(c_r) * unit(c_t)).sum(-1, keepdim=True))
+        lengths = torch.cat([norm(d) for d in segs], -1)
         # An arc of equal increments points, on average, (sum i*l_i / sum l_i) increments away.
         reach = (lengths * lengths.new_tensor([1.0, 2.0, 3.0])).sum(-1, keepdim=True)
-        inc = roma.rotvec_to_rotmat(_unit(axis) * angle * lengths.sum(-1, keepdim=True) / reach)
-        end = _bmv(inc, segs[0]) + _bmv(inc @ inc, segs[1]) + _bmv(inc @ inc @ inc, segs[2])
-        locals_ = [_swing(end, c_t) @ inc, inc, inc]
+        inc = roma.rotvec_to_rotmat(unit(axis) * angle * lengths.sum(-1, keepdim=True) / reach)
+        end = bmv(inc, segs[0]) + bmv(inc @ inc, segs[1]) + bmv(inc @ inc @ inc, segs[2])
+        locals_ = [swing(end, c_t) @ inc, inc, inc]
         for j, local in zip(chain, locals_, strict=True):
             self.set_local(j, local, use)
         # Twist from the shoulder line, about axes through the (posed) thorax point.
@@ -403,9 +344,9 @@ class _Solver:
         line_t, line_r = ls_t - rs_t, ls_r - rs_r
         total = None
         for k, j in enumerate(chain):
-            thorax_now = self.pos(J["spine3"]) + _bmv(self.world[J["spine3"]], segs[2])
-            twist_axis = _unit(thorax_now - self.pos(j))
-            needed = _twist_angle(_bmv(self.world[J["spine3"]], line_r), line_t, twist_axis)
+            thorax_now = self.pos(J["spine3"]) + bmv(self.world[J["spine3"]], segs[2])
+            twist_axis = unit(thorax_now - self.pos(j))
+            needed = twist_angle(bmv(self.world[J["spine3"]], line_r), line_t, twist_axis)
             if total is None:
                 total = needed
             share = needed if k == len(chain) - 1 else total / len(chain)
@@ -414,12 +355,12 @@ class _Solver:
             self.set_local(j, self.parent_world(j).transpose(-1, -2) @ world, use)
             for child in chain[k + 1 :]:
                 self.world[child] = self.parent_world(child) @ self.local[child]
-        self.degenerate[J["spine1"]] = (_norm(c_t)[..., 0] < 1e-4) & use
+        self.degenerate[J["spine1"]] = (norm(c_t)[..., 0] < 1e-4) & use
 
     def spread(self, joints: tuple[int, ...], total_world: torch.Tensor, use: torch.Tensor):
         """Spread the rotation from the first joint's parent to ``total_world`` evenly."""
         parent = self.parent_world(joints[0])
-        rotvec = _rotmat_to_rotvec(parent.transpose(-1, -2) @ total_world) / len(joints)
+        rotvec = rotmat_to_rotvec(parent.transpose(-1, -2) @ total_world) / len(joints)
         share = roma.rotvec_to_rotmat(rotvec)
         for j in joints:
             self.set_local(j, share, use)
@@ -511,7 +452,7 @@ def solve(
     s.frame_joint(0, ("right_hip", "left_hip"), ("pelvis", up))
     pelvis_t, pelvis_r = s.pt("pelvis")
     j0 = rest_joints[:, 0]
-    s.root_pos = pelvis_t - _bmv(s.world[0], pelvis_r - j0)
+    s.root_pos = pelvis_t - bmv(s.world[0], pelvis_r - j0)
     for side in ("left", "right"):
         s.hinge_limb(
             J[f"{side}_hip"], J[f"{side}_knee"], f"{side}_hip", f"{side}_knee", f"{side}_ankle"
@@ -551,7 +492,7 @@ def solve(
             s.swing_joint(wrist, (f"{side}_wrist", f"{side}_hand"))
 
     local = torch.stack(s.local, 1)
-    rotvec = _rotmat_to_rotvec(local)
+    rotvec = rotmat_to_rotvec(local)
     transl = s.root_pos - rest_joints[:, 0]
     return DIKResult(
         global_orient=rotvec[:, 0],
@@ -588,14 +529,14 @@ def _solve_head(s: _Solver) -> None:
         return
     p_t, p_r, _ = s.vec(*primary)
     f_t, f_r, _ = s.vec(*secondary)
-    world = _frame(p_t, f_t) @ _frame(p_r, f_r).transpose(-1, -2)
+    world = frame(p_t, f_t) @ frame(p_r, f_r).transpose(-1, -2)
     use = s.ok(top, *primary, *secondary) & s.solved[J["spine3"]]
     s.spread((neck, head), world, use)
     top_t, top_r = s.pt(top)
     jr = s.rest_joints
-    reach = top_t - s.pos(neck) - _bmv(world, top_r - jr[:, head])
+    reach = top_t - s.pos(neck) - bmv(world, top_r - jr[:, head])
     w_neck = s.world[neck]
-    w_neck = _swing(_bmv(w_neck, jr[:, head] - jr[:, neck]), reach) @ w_neck
+    w_neck = swing(bmv(w_neck, jr[:, head] - jr[:, neck]), reach) @ w_neck
     s.set_world(neck, w_neck, use)
     s.set_world(head, world, use)
 
