@@ -99,13 +99,17 @@ class Retargeter:
         self.clamps = 0
         self.reset()
 
-    def reset(self, q: np.ndarray | None = None) -> None:
-        """Start again from ``q`` (default: the neutral pose), base at the origin."""
+    def reset(self, q: np.ndarray | None = None, converge: bool = True) -> None:
+        """Start again from ``q`` (default: the neutral pose), base at the origin.
+
+        ``converge`` (default) lets the next frame converge without velocity limits (a fresh
+        start); ``False`` keeps them (resuming from a commanded pose must not jump).
+        """
         q0 = self.robot.neutral if q is None else self.robot.clip(np.asarray(q, float))
         self.qpos = self.robot.qpos(q0)
         self.configuration.update(self.qpos)
         self.q = q0.copy()
-        self._started = False
+        self._started = not converge
 
     def _set_targets(self, targets: FrameTargets) -> list:
         tasks = []
