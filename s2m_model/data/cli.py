@@ -34,6 +34,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     )
     build.add_argument("--body", default="s2m-free", help="body model (default s2m-free)")
     build.add_argument("--no-progress", action="store_true", help="no progress bars")
+    build.add_argument(
+        "--detector", choices=("none", "mediapipe"), default="none",
+        help="mediapipe: render every sample into a procedural scene and store the real "
+        "detector's output beside the ground truth; resumable (docs/detector-loop.md)",
+    )  # fmt: skip
     build.set_defaults(func=_build)
 
     report = cmds.add_parser(
@@ -74,12 +79,20 @@ def _build(args: argparse.Namespace) -> int:
     from .generator import build_dataset
 
     t0 = time.perf_counter()
-    manifest = build_dataset(
+    builder, extra = build_dataset, {}
+    if args.detector != "none":  # detector in the loop: renders + the real detector
+        from .detector_build import build_detector_dataset
+
+        builder, extra = build_detector_dataset, {"detector": args.detector}
+    manifest = builder(
         args.out, args.split, args.n, seed=args.seed, shared=args.shared,
         shard_size=args.shard_size, workers=args.workers, body_name=args.body,
-        show_progress=not args.no_progress,
+        show_progress=not args.no_progress, **extra,
     )  # fmt: skip
     summary = {k: manifest[k] for k in ("split", "num_samples", "seed", "shards", "licence")}
+    if "detection" in manifest:
+        summary["detected"] = manifest["detection"]["overall"].get("detected")
+        summary["samples_per_second"] = manifest["throughput"]["samples_per_second"]
     summary.update(out=str(args.out), clips=len(manifest["clips"]),
                    seconds=round(time.perf_counter() - t0, 1))  # fmt: skip
     print(json.dumps(summary, indent=1))
