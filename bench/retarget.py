@@ -21,6 +21,7 @@ speed while the human foot is planted), ``jitter_rad_s2`` (mean |joint accelerat
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import os
 import platform
@@ -66,7 +67,8 @@ def _clips(quick: bool):
     from s2m_model.body import load_body_model
     from s2m_model.retarget.sources import load_bvh_motion
 
-    body = load_body_model("s2m-free")
+    with contextlib.redirect_stdout(sys.stderr):  # smplx prints a notice on stdout
+        body = load_body_model("s2m-free")
     for name in CMU[:1] if quick else CMU:
         path = DATA / "cmu-mocap" / f"{name}.bvh.xz"
         yield (f"cmu_{name}", *load_bvh_motion(path, body=body))

@@ -238,3 +238,14 @@ def test_filter_reduces_jitter(humanoid):
     result = retarget_motion(humanoid, from_smpl(m["local"], joints, m["t"]))
     assert jitter(result.q, result.t) < 0.8 * jitter(result.q_raw, result.t)
     assert joint_limit_violations(humanoid, result.q) == 0
+
+
+def test_person_appearing_late_does_not_jump(humanoid):
+    m = synthetic.motion("wave", 20)
+    joints = m["joints"].copy()
+    joints[:5] = np.nan  # nobody in the first frames (as in a video)
+    result = retarget_motion(humanoid, from_smpl(m["local"], joints, m["t"]),
+                             temporal_filter=False)
+    assert not result.followed[:5].any() and result.followed[5:].all()
+    np.testing.assert_array_equal(result.q[:5], np.repeat(result.q[5:6], 5, axis=0))
+    assert velocity_limit_violations(humanoid, result.q, result.t) == 0

@@ -134,9 +134,16 @@ def retarget_motion(
     ms = np.zeros(T)
     dts = np.diff(motion.t)
     default_dt = float(np.median(dts)) if dts.size else 1.0 / 30.0
+    pending: list[int] = []  # frames before the first followed one
     for i in range(T):
         start = time.perf_counter()
         frame = builder(motion.joints[i], motion.rotations[i], motion.solved[i], motion.t[i])
+        if frame is None and not followed.any():
+            # Nothing to follow yet: these frames take the first solved pose afterwards, so the
+            # trajectory does not jump from the neutral pose when the person appears.
+            pending.append(i)
+            ms[i] = (time.perf_counter() - start) * 1e3
+            continue
         dt = float(dts[i - 1]) if i > 0 else default_dt
         q_raw[i] = ik.step(frame, dt)
         root_pos[i], root_quat[i] = ik.root_pose
@@ -150,6 +157,10 @@ def retarget_motion(
             used = (frame.position_cost > 0)
             tgt[i, used] = frame.positions[used]
             planted[i] = (frame.planted.get("left", False), frame.planted.get("right", False))
+            if pending:
+                for arr in (q, q_raw, root_pos, root_quat):
+                    arr[pending] = arr[i]
+                pending = []
     return RetargetResult(
         q=q, q_raw=q_raw, root_pos=root_pos, root_quat=root_quat, t=motion.t.copy(),
         targets=tgt, planted=planted, followed=followed, retarget_ms=ms,

@@ -258,31 +258,32 @@ class TargetBuilder:
         pcost = np.where(ok, self._pcost, 0.0)
         ocost = np.where(ok & solved[ref.joint_index], self._ocost, 0.0)
         planted = {side: False for side in ref.feet}
-        if cfg.feet:
-            dt = None if self._prev is None else t - self._prev[1]
-            for side, k in ref.feet.items():
-                if not ok[k]:
-                    self._locks[side] = None
-                    continue
-                height = pts[k, 2] - self.floor
-                speed = 0.0
-                if dt is not None and dt > 0 and np.isfinite(self._prev[0][k]).all():
-                    speed = float(np.linalg.norm(pts[k, :2] - self._prev[0][k, :2]) / dt)
-                if height < cfg.contact_height and speed < cfg.contact_speed:
-                    planted[side] = True
-                    lock = self._locks[side]
-                    if lock is None or np.linalg.norm(out[k, :2] - lock) > cfg.relock_distance:
-                        lock = out[k, :2].copy()
-                    self._locks[side] = lock
-                    out[k] = (lock[0], lock[1], ref.ankle_height)
-                    # Flat: keep only the heading of the foot's turn away from its T-pose.
-                    turn = rot[k] @ ref.rotations[k].T
-                    yaw = float(np.arctan2(turn[1, 0], turn[0, 0]))
-                    rot[k] = yaw_matrix(yaw) @ ref.rotations[k]
-                    pcost[k] *= cfg.planted_weight
-                    ocost[k] = max(ocost[k], cfg.planted_orientation)
-                else:
-                    self._locks[side] = None
-                    out[k, 2] = max(out[k, 2], ref.ankle_height)
+        dt = None if self._prev is None else t - self._prev[1]
+        for side, k in ref.feet.items():
+            if not ok[k]:
+                self._locks[side] = None
+                continue
+            height = pts[k, 2] - self.floor
+            speed = 0.0
+            if dt is not None and dt > 0 and np.isfinite(self._prev[0][k]).all():
+                speed = float(np.linalg.norm(pts[k, :2] - self._prev[0][k, :2]) / dt)
+            planted[side] = bool(height < cfg.contact_height and speed < cfg.contact_speed)
+            if not cfg.feet:  # contacts are always reported; `feet` switches their handling
+                continue
+            if planted[side]:
+                lock = self._locks[side]
+                if lock is None or np.linalg.norm(out[k, :2] - lock) > cfg.relock_distance:
+                    lock = out[k, :2].copy()
+                self._locks[side] = lock
+                out[k] = (lock[0], lock[1], ref.ankle_height)
+                # Flat: keep only the heading of the foot's turn away from its T-pose.
+                turn = rot[k] @ ref.rotations[k].T
+                yaw = float(np.arctan2(turn[1, 0], turn[0, 0]))
+                rot[k] = yaw_matrix(yaw) @ ref.rotations[k]
+                pcost[k] *= cfg.planted_weight
+                ocost[k] = max(ocost[k], cfg.planted_orientation)
+            else:
+                self._locks[side] = None
+                out[k, 2] = max(out[k, 2], ref.ankle_height)
         self._prev = (pts.copy(), t)
         return FrameTargets(out, rot, pcost, ocost, planted)
