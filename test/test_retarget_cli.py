@@ -56,8 +56,12 @@ def test_register_adds_retarget():
 def test_results_folder_to_joints(tmp_path):
     src = _results_folder(tmp_path / "run")
     out = tmp_path / "out"
-    args = _parse(["retarget", str(src), "--robot", "s2m_humanoid", "--out", str(out)])
+    argv = ["retarget", str(src), "--robot", "s2m_humanoid", "--out", str(out)]
+    has_rerun = importlib.util.find_spec("rerun") is not None
+    args = _parse(argv + (["--view"] if has_rerun else []))
     assert args.func(args) == 0
+    if has_rerun:
+        assert (out / "viewer.rrd").stat().st_size > 10_000
     summary = json.loads((out / "summary.json").read_text())
     assert SUMMARY_KEYS <= summary.keys()
     assert summary["frames"] == 20 and summary["dof"] == 25

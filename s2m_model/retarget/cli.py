@@ -53,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-collision", action="store_true",
                         help="no self-collision avoidance")
     parser.add_argument("--view", action="store_true",
-                        help="also write a 3D viewer recording (human + robot) into --out")
+                        help="also write viewer.rrd (robot, human skeleton and mesh) into --out; "
+                             "view it with python -m s2m_model.viewer.serve (browser)")
 
 
 def run(args: argparse.Namespace) -> int:
@@ -87,9 +88,11 @@ def run(args: argparse.Namespace) -> int:
     }
     files = write_outputs(args.out, result, summary)
     if args.view:
+        from s2m_model.body import load_body_model
         from s2m_model.viewer import write_recording
 
-        files["viewer"] = str(write_recording(args.out, robot, result, motion))
+        body = load_body_model("s2m-free")
+        files["viewer"] = str(write_recording(args.out, robot, result, motion, body=body))
     console = Console()
     ee = summary["end_effector_err_mm"]
     console.print(
@@ -100,6 +103,9 @@ def run(args: argparse.Namespace) -> int:
         + ", ".join(f"{g} {v.get('median', float('nan')):.0f} mm" for g, v in ee.items())
     )
     console.print("outputs: " + ", ".join(files.values()))
+    if "viewer" in files:
+        console.print(f"3D view: python -m s2m_model.viewer.serve {files['viewer']} (browser) "
+                      f"or rerun {files['viewer']} (native)")
     return 0
 
 
