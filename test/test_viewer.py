@@ -117,6 +117,7 @@ def _human_pixels(img: np.ndarray) -> int:
 
 @pytest.mark.skipif(BROWSER is None, reason="no chromium (apt-get install chromium) to render in")
 def test_web_viewer_renders_in_headless_chromium(tmp_path):
+    pytest.importorskip("websockets", reason="websockets (DevTools client) is not installed")
     name = "g1" if importlib.util.find_spec("mjlab") else "s2m_humanoid"
     robot = load_robot(name)
     motion, result = _clip(robot, 30)
