@@ -230,6 +230,32 @@ def test_clip_labels():
     assert clip_labels("odd") == ("odd", "?")
 
 
+def test_pose_weights_balance_pose_types(body32):
+    from s2m_model.data.detector_loop import pose_weights
+
+    a, b = standing_pool(body32, frames=2), standing_pool(body32, frames=6)
+    fits = [MocapFit(**{**vars(_fit_of(p)), "name": name})
+            for p, name in ((a, "dataset-1/kick_angry_001"), (b, "dataset-2/walk_normal_001"))]
+    pool = gen.PosePool.from_fits(fits)
+    w = pose_weights(pool, "content")
+    assert np.isclose(w.sum(), 1) and np.isclose(w[pool.clip_id == 0].sum(), 0.5)
+    np.testing.assert_allclose(pose_weights(pool, "frame"), np.full(8, 1 / 8))
+    with pytest.raises(ValueError, match="pose_balance"):
+        LoopConfig(pose_balance="clip")
+
+
+def _fit_of(pool: gen.PosePool) -> MocapFit:
+    n = len(pool)
+    zeros = np.zeros(n, np.float32)
+    return MocapFit(
+        name=pool.clips[0], betas=pool.betas[0], global_orient=pool.global_orient,
+        body_pose=pool.body_pose, transl=pool.transl, frame_index=pool.frame,
+        joint_error_mm=zeros, limb_error_mm=zeros, bone_error_deg=zeros, source_format="bandai27",
+        fps=7.5, source_fps=30.0, subsample=4, source_frames=4 * n,
+        per_joint_error_mm=np.zeros(3, np.float32), mapped_joints=("a", "b", "c"),
+    )  # fmt: skip
+
+
 def test_detection_report_groups():
     n = 4
     gt = np.zeros((n, 33, 3), np.float32)

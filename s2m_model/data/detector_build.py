@@ -206,9 +206,12 @@ def build_detector_dataset(
         raise ValueError("n, shard_size and workers must be >= 1")
     info = detector_info(detector)
     out = Path(out)
-    body = load_body_model(body_name)
-    if pool is None:
-        pool = load_pose_pool(split, shared, body, show_progress)
+    # One torch thread (as in the workers): the body's lazily cached tensors differ in the last
+    # bit with the thread count, and the arrays must not depend on --workers.
+    with single_thread():
+        body = load_body_model(body_name)
+        if pool is None:
+            pool = load_pose_pool(split, shared, body, show_progress)
     spec = _spec(split, n, seed, shard_size, body_name, cfg, info, pool.clips)
     _prepare(out, spec)
     sizes = [min(shard_size, n - s) for s in range(0, n, shard_size)]
@@ -220,7 +223,7 @@ def build_detector_dataset(
     with tqdm(total=n, initial=n - built, desc=f"render+detect {split}", unit="sample",
               disable=not show_progress) as bar:  # fmt: skip
         if todo and workers == 1:
-            with DetectorLoop(body, cfg) as loop, single_thread():
+            with single_thread(), DetectorLoop(body, cfg) as loop:
                 for i in todo:
                     arrays = loop.generate(pool, sizes[i], seed, i, progress=bar.update)
                     _write(out / names[i], arrays, cfg)

@@ -5,9 +5,12 @@ Per sample (shard-level draws from ``numpy.random.default_rng([seed, shard_index
 scene of sample ``k`` from ``default_rng([seed, shard_index, k, 2])``, so a shard is
 reproducible on its own, whatever the chunking or the number of worker processes):
 
-1. a fitted mocap frame (uniform over the split's frames, :class:`~s2m_model.data.generator.
-   PosePool`) and betas ``N(0, beta_std^2)`` clipped to ``+-beta_clip``; the body stands where
-   the fitted body stood (pelvis height scaled by the new legs, feet near the floor y = 0);
+1. a fitted mocap frame of the split (:class:`~s2m_model.data.generator.PosePool`): by default
+   a pose type (clip content: walk, kick, wave-left-hand, ...) uniformly, then a frame of it
+   (``pose_balance="content"``; the motion sets are very unequal: locomotion and hand waving
+   hold most frames), or uniformly over all frames (``"frame"``, as the plain generator); betas
+   ``N(0, beta_std^2)`` clipped to ``+-beta_clip``; the body stands where the fitted body stood
+   (pelvis height scaled by the new legs, feet near the floor y = 0);
 2. a camera: horizontal FOV 40-90 deg, yaw 0-360 deg around the person, height 0.3-2.6 m above
    the floor, roll +-15 deg; its distance makes a 1.7 m person ``person_height_frac`` of the
    image height (0.35-1.1, log-uniform; clamped to 1-15 m); it looks at the pelvis and is then
@@ -42,6 +45,7 @@ from PIL import Image
 
 from s2m_model.camera import Camera, project_points
 from s2m_model.data import scene, shards
+from s2m_model.data.fit_cache import single_thread
 from s2m_model.data.generator import PosePool, look_at_rotation, to_camera_frame
 from s2m_model.data.visibility import face_parts, keypoint_visibility, visibility_models
 from s2m_model.detect.base import DetectorError
@@ -96,6 +100,7 @@ class LoopConfig:
     truncate_prob: float = 0.2  # ... else 0.5-1.1 half images off: partly out of frame
     beta_std: float = 0.9
     beta_clip: float = 2.5
+    pose_balance: str = "content"  # or "frame" (see the module docstring)
     formats: tuple[str, ...] = shards.FORMATS
     scene: scene.SceneConfig = field(default_factory=scene.SceneConfig)
     min_detection_confidence: float = 0.5
@@ -123,6 +128,8 @@ class LoopConfig:
             raise ValueError("beta_std, beta_clip must be >= 0 and chunk >= 1")
         if not 0.0 <= self.min_detection_confidence <= 1.0:
             raise ValueError("min_detection_confidence must lie in [0, 1]")
+        if self.pose_balance not in ("content", "frame"):
+            raise ValueError(f"pose_balance must be 'content' or 'frame', not {self.pose_balance}")
         if "blazepose33" not in self.formats:
             raise ValueError("formats must include blazepose33 (the detector's own points)")
         shards.expected_shapes(self.formats, self.mask_size)  # unknown formats raise here
@@ -138,6 +145,17 @@ def clip_labels(name: str) -> tuple[str, str]:
     if len(parts) == 3 and parts[2].isdigit():
         return parts[0], parts[1]
     return stem, "?"
+
+
+def pose_weights(pool: PosePool, balance: str = "content") -> np.ndarray:
+    """(P,) probabilities of drawing each pool frame: equal per pose type (clip content, see
+    :func:`clip_labels`) then per frame (``"content"``), or equal per frame (``"frame"``)."""
+    if balance == "frame":
+        return np.full(len(pool), 1.0 / len(pool))
+    content = np.array([clip_labels(c)[0] for c in pool.clips])[pool.clip_id]
+    _, inverse, counts = np.unique(content, return_inverse=True, return_counts=True)
+    w = 1.0 / counts[inverse]
+    return w / w.sum()
 
 
 def _axis_to(direction: np.ndarray) -> np.ndarray:
@@ -171,8 +189,12 @@ class DetectorLoop:
         self.cfg = cfg or LoopConfig()
         self.body = body
         self.faces = body.faces
-        self.labels = scene.face_labels(body, face_parts(body))
-        self.vis_models = visibility_models(body, self.cfg.formats)
+        # One torch thread here and in generate(): the body caches tensors (regressors, rest
+        # shapes) on first use, and their float sums change in the last bit with the thread
+        # count, which would make a build depend on the process it ran in.
+        with single_thread():
+            self.labels = scene.face_labels(body, face_parts(body))
+            self.vis_models = visibility_models(body, self.cfg.formats)
         self._own_detector = detector is None
         if detector is None:
             from s2m_model.detect.mediapipe_pose import MediaPipeDetector
@@ -214,7 +236,7 @@ class DetectorLoop:
             raise ValueError(f"n must be >= 0, got {n}")
         width, height = cfg.image_size
         rng = np.random.default_rng([int(seed), int(shard_index), 1])
-        idx = rng.integers(0, len(pool), size=n)
+        idx = rng.choice(len(pool), size=n, p=pose_weights(pool, cfg.pose_balance))
         betas = np.clip(rng.normal(0.0, cfg.beta_std, (n, NUM_BETAS)), -cfg.beta_clip,
                         cfg.beta_clip).astype(np.float32)  # fmt: skip
         fov = np.radians(rng.uniform(*cfg.fov_deg, n))
@@ -233,7 +255,7 @@ class DetectorLoop:
         camera = np.stack([focal, focal, np.full(n, width / 2.0), np.full(n, height / 2.0)], 1)
 
         out: dict[str, list[np.ndarray]] = {}
-        with torch.no_grad():
+        with torch.no_grad(), single_thread():
             for start in range(0, n, cfg.chunk):
                 sl = slice(start, min(n, start + cfg.chunk))
                 part = self._chunk(pool, idx[sl], betas[sl], camera[sl], dist[sl], yaw[sl],
@@ -500,4 +522,5 @@ __all__ = [
     "DETECTOR_ARRAYS", "DETECTOR_LOOP_VERSION", "DetectorLoop", "LoopConfig",
     "NOMINAL_STATURE_M", "STATUS_FAILED", "STATUS_FOUND", "STATUS_NONE", "check_detector_arrays",
     "clip_labels", "detection_report", "detector_shapes", "keypoint_errors", "person_height_px",
+    "pose_weights",
 ]  # fmt: skip
