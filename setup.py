@@ -21,7 +21,7 @@ setup(
     license="Apache-2.0",
     python_requires=">=3.10",
     packages=find_packages(include=["s2m_model", "s2m_model.*", "s2m_ros", "s2m_ros.*"]),
-    package_data={"s2m_model": ["assets/*"]},
+    package_data={"s2m_model": ["assets/*", "assets/robots/*"]},
     # ament index + launch/config files so `ros2 launch s2m_ros live.launch.py` finds them
     # after a colcon build on a robot.
     data_files=[
@@ -39,6 +39,7 @@ setup(
             # ROS 2 nodes; CMakeLists.txt (S2M_EXECUTABLES) installs the same for colcon builds
             "s2m_node = s2m_ros.node:main",
             "s2m_file_source = s2m_ros.source_node:main",
+            "s2m_retarget = s2m_ros.retarget_node:main",
         ],
         # `s2m` sub-commands (s2m_model/cli.py): each names register(subparsers). Other
         # packages add commands by declaring entry points in this group.
@@ -49,6 +50,7 @@ setup(
             "detect = s2m_model.detect.cli:register",
             "eval = s2m_model.eval.cli:register",
             "export = s2m_model.export.cli:register",
+            "retarget = s2m_model.retarget.cli:register",
             "run = s2m_model.run_cli:register",
             "train = s2m_model.lifter.cli:register",
             "ros = s2m_ros.cli:register",  # live, eval-bag, record
