@@ -54,6 +54,9 @@ from s2m_model.smpl_layout import (
 )
 
 J = JOINT_INDEX
+#: Smallest sine between the two directions of an orientation frame (nose/ears, head top) for
+#: it to count as determined; below it the joint is unsolved (degenerate).
+MIN_FRAME_SPREAD = 1e-2
 # Rest hinge axes in the SMPL T-pose (Y up, facing +Z, left = +X): elbows flex the forearm
 # forward about the vertical, knees flex the shin backwards about +X.
 REST_HINGE_AXES = {
@@ -372,8 +375,13 @@ def validate_inputs(joints, fmt, betas=None, confidence=None, min_confidence: fl
     ``valid`` is False for NaN joints and joints below ``min_confidence``. Raises ValueError with
     what is wrong (type, shape, dtype).
     """
-    from s2m_model.skeletons import get_format
+    from s2m_model.skeletons import SkeletonFormat, get_format
 
+    if not isinstance(fmt, (str, SkeletonFormat)):
+        raise TypeError(
+            f"fmt must be a skeleton format name ('h36m17', 'coco17', ...) or a SkeletonFormat, "
+            f"got {type(fmt).__name__}"
+        )
     fmt = get_format(fmt) if isinstance(fmt, str) else fmt
     if not isinstance(joints, torch.Tensor):
         raise ValueError(f"joints must be a torch tensor, got {type(joints).__name__}")
@@ -386,20 +394,48 @@ def validate_inputs(joints, fmt, betas=None, confidence=None, min_confidence: fl
         )
     if not joints.is_floating_point():
         raise ValueError(f"joints must be floating point, got {joints.dtype}")
+    if joints.dtype not in (torch.float32, torch.float64):
+        # float16/bfloat16 lack the precision for Gram-Schmidt frames (NaN, det up to 2.27):
+        # solve in float32, and the result comes back in float32.
+        joints = joints.float()
     batch = joints.shape[0]
     if betas is None:
         betas = torch.zeros(batch, NUM_BETAS, dtype=joints.dtype, device=joints.device)
     elif not isinstance(betas, torch.Tensor) or betas.shape != (batch, NUM_BETAS):
         shape = tuple(betas.shape) if isinstance(betas, torch.Tensor) else type(betas).__name__
         raise ValueError(f"betas must be ({batch},{NUM_BETAS}), got {shape}")
+    betas = betas.to(joints.dtype) if betas.dtype in (torch.float16, torch.bfloat16) else betas
     valid = torch.isfinite(joints).all(-1)
     if confidence is not None:
+        if not isinstance(confidence, torch.Tensor):
+            try:
+                confidence = torch.as_tensor(confidence, dtype=joints.dtype, device=joints.device)
+            except (TypeError, ValueError, RuntimeError) as exc:
+                raise TypeError(
+                    f"confidence must be a (B,J) tensor or array of numbers, got "
+                    f"{type(confidence).__name__} ({exc})"
+                ) from None
+        if confidence.ndim == 1 and joints.shape[0] == 1:
+            confidence = confidence[None]
         if confidence.shape != joints.shape[:2]:
             raise ValueError(
                 f"confidence must be {tuple(joints.shape[:2])}, got {tuple(confidence.shape)}"
             )
         valid = valid & (confidence >= min_confidence)
     return fmt, joints, betas, valid
+
+
+def _check_body_and_prev(body, prev) -> None:
+    """TypeError naming the argument, instead of an AttributeError deep in the solver."""
+    # Duck-typed (wrappers of a BodyModel are fine): DIK reads the rest skeleton and dtype.
+    if not all(hasattr(body, a) for a in ("rest_joints", "rest_points", "dtype", "device")):
+        raise TypeError(
+            f"body must be a BodyModel (e.g. load_body_model('s2m-free')), got "
+            f"{type(body).__name__}"
+        )
+    if prev is not None and not isinstance(prev, DIKResult):
+        raise TypeError(f"prev must be the previous frame's DIKResult or None, got "
+                        f"{type(prev).__name__}")  # fmt: skip
 
 
 def solve(
@@ -429,6 +465,7 @@ def solve(
         :class:`DIKResult`. Rotations the skeleton cannot determine (feet, hands, and the
         joints whose inputs are missing) are identity with ``solved`` False.
     """
+    _check_body_and_prev(body, prev)
     fmt, joints, betas, valid = validate_inputs(joints, fmt, betas, confidence, min_confidence)
     roles = format_roles(fmt)
     needed = ("pelvis", "left_hip", "right_hip", "left_knee", "right_knee", "left_shoulder",
@@ -491,17 +528,30 @@ def solve(
         elif s.has(f"{side}_hand"):
             s.swing_joint(wrist, (f"{side}_wrist", f"{side}_hand"))
 
-    local = torch.stack(s.local, 1)
+    local, proper = proper_or_identity(torch.stack(s.local, 1))
     rotvec = rotmat_to_rotvec(local)
     transl = s.root_pos - rest_joints[:, 0]
     return DIKResult(
         global_orient=rotvec[:, 0],
         body_pose=rotvec[:, 1:],
-        solved=torch.stack(s.solved, 1),
+        solved=torch.stack(s.solved, 1) & proper,
         transl=transl,
-        quality={"degenerate": torch.stack(s.degenerate, 1), "missing": torch.stack(s.missing, 1)},
+        quality={"degenerate": torch.stack(s.degenerate, 1) | ~proper,
+                 "missing": torch.stack(s.missing, 1)},  # fmt: skip
         rotmats=local,
     )
+
+
+def proper_or_identity(rot: torch.Tensor, tol: float = 1e-3) -> tuple[torch.Tensor, torch.Tensor]:
+    """Safety net for degenerate input: ``(rot', proper)`` where ``proper`` (...,) is True for
+    matrices that are rotations (orthonormal within ``tol``, det +1, finite) and ``rot'`` is
+    ``rot`` there and identity elsewhere. So no non-rotation is ever returned as solved.
+    No data-dependent control flow (exportable)."""
+    eye = torch.eye(3, dtype=rot.dtype, device=rot.device)
+    ortho = (rot.transpose(-1, -2) @ rot - eye).abs().amax((-2, -1))
+    det = (torch.cross(rot[..., 0], rot[..., 1], dim=-1) * rot[..., 2]).sum(-1)
+    proper = (ortho < tol) & ((det - 1.0).abs() < tol)  # NaN compares False: not proper
+    return torch.where(proper[..., None, None], rot, eye), proper
 
 
 def _solve_head(s: _Solver) -> None:
@@ -527,10 +577,15 @@ def _solve_head(s: _Solver) -> None:
         return
     if not s.has("thorax", *primary, *secondary):
         return
-    p_t, p_r, _ = s.vec(*primary)
-    f_t, f_r, _ = s.vec(*secondary)
+    p_t, p_r, ok_p = s.vec(*primary)
+    f_t, f_r, ok_f = s.vec(*secondary)
     world = frame(p_t, f_t) @ frame(p_r, f_r).transpose(-1, -2)
-    use = s.ok(top, *primary, *secondary) & s.solved[J["spine3"]]
+    # Head points on one line (or coincident) fix no orientation: Gram-Schmidt would give a
+    # singular "rotation" (det 0), so such heads stay unsolved and flagged degenerate.
+    spread_ok = norm(perp(unit(f_t), unit(p_t)))[..., 0] > MIN_FRAME_SPREAD
+    well_posed = ok_p & ok_f & spread_ok
+    use = s.ok(top, *primary, *secondary) & s.solved[J["spine3"]] & well_posed
+    s.degenerate[neck] = s.degenerate[head] = ~well_posed
     s.spread((neck, head), world, use)
     top_t, top_r = s.pt(top)
     jr = s.rest_joints
