@@ -96,14 +96,10 @@ def load_frames(count: int) -> tuple[list[np.ndarray], str]:
 
 
 def stats(values: list[float]) -> dict[str, float]:
-    a = np.asarray(values)
-    return {
-        "median": round(float(np.median(a)), 2),
-        "p95": round(float(np.percentile(a, 95)), 2),
-        "mean": round(float(a.mean()), 2),
-        "max": round(float(a.max()), 2),
-        "count": int(a.size),
-    }
+    """median / p95 / p99 / mean / max (ms, 2 decimals) and count."""
+    from s2m_model.util.timing import summarize
+
+    return summarize(values, ndigits=2)
 
 
 def closed_loop(executor, node, pub, frames, received, count: int, timeout_s: float) -> list:
@@ -144,7 +140,7 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--frames", type=int, default=200, help="measured frames per loop")
     parser.add_argument("--warmup", type=int, default=10, help="unmeasured frames first")
-    parser.add_argument("--lifter", default="default", help="lifter name or checkpoint")
+    parser.add_argument("--lifter", default="default", help="s2m lifter weights (lifter_model)")
     parser.add_argument("--timeout", type=float, default=5.0, help="seconds to wait per frame")
     args = parser.parse_args()
 
@@ -163,7 +159,8 @@ def main() -> int:
     node_cmd = [
         sys.executable, "-m", "s2m_ros.node", "--ros-args",
         "-p", "input_mode:=image", "-p", f"image_topic:={TOPIC}", "-p", "camera_info_topic:=''",
-        "-p", f"bodies_topic:={BODIES}", "-p", "max_rate_hz:=0.0", "-p", f"lifter:={args.lifter}",
+        "-p", f"bodies_topic:={BODIES}", "-p", "max_rate_hz:=0.0",
+        "-p", f"lifter_model:={args.lifter}",
     ]  # fmt: skip
     log = Path(tempfile.mkdtemp(prefix="s2m_bench_")) / "s2m_node.log"
     with log.open("w") as log_file:
@@ -222,9 +219,10 @@ def main() -> int:
             except subprocess.TimeoutExpired:
                 child.kill()
 
-    from s2m_model.pipeline import Pipeline, PipelineConfig
+    from s2m_model.pipeline import DEFAULT_THREADS, Pipeline, PipelineConfig, set_torch_threads
 
-    pipe = Pipeline(PipelineConfig(lifter=args.lifter))
+    set_torch_threads(DEFAULT_THREADS)  # as s2m_node's main does
+    pipe = Pipeline(PipelineConfig(lifter_model=args.lifter))
     compute: list[float] = []
     compute_stages: dict[str, list[float]] = {}
     t_start = time.monotonic()

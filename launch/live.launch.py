@@ -2,12 +2,20 @@
 
     ros2 launch s2m_ros live.launch.py                          # USB camera via usb_cam
     ros2 launch s2m_ros live.launch.py camera:=v4l2_camera video_device:=/dev/video2
+    ros2 launch s2m_ros live.launch.py camera:=usb_cam pixel_format:=mjpeg2rgb
     ros2 launch s2m_ros live.launch.py camera:=file file:=/data/walk.mp4 rviz:=true
     ros2 launch s2m_ros live.launch.py camera:=none image_topic:=/zed/left/image_rect_color
+    ros2 launch s2m_ros live.launch.py input_mode:=skeleton     # Skeleton3D in, no camera
 
-Outputs (namespace ``s2m`` by default): /s2m/bodies (s2m_ros/BodyArray), /s2m/mesh
-(s2m_ros/BodyMesh) with /s2m/mesh_faces (latched), /s2m/markers, /tf frames
-``s2m/<track_id>/<joint>``. Parameters: config/live.yaml (``params_file:=`` to replace it).
+Outputs (namespace ``s2m`` by default, as ``s2m live`` and config/s2m.rviz): /s2m/bodies
+(s2m_ros/BodyArray), /s2m/mesh (s2m_ros/BodyMesh) with /s2m/mesh_faces (latched),
+/s2m/markers, /tf frames ``s2m/<track_id>/<joint>``. Parameters: config/live.yaml
+(``params_file:=`` to replace it; its ``/**/<node>`` keys match any namespace); the launch
+arguments ``image_topic``, ``camera_info_topic`` and ``input_mode`` override it.
+``camera_info_topic`` defaults to the ``camera_info`` next to ``image_topic`` (the driver
+convention), so the node uses the camera's calibration instead of the ``fov_deg`` pinhole.
+``pixel_format`` goes to the camera driver ('' = yuyv2rgb for usb_cam, the driver's default
+for v4l2_camera). ``input_mode:=skeleton`` starts no camera or file player.
 FastDDS gets config/fastdds_large_data.xml (``fastdds_profile:=`` to change it) so best-effort
 640x480 images are not lost in its default 512 kB shared-memory segment.
 Needs a ROS 2 distro (launch, launch_ros); camera drivers and rviz2 only when selected.
@@ -26,6 +34,8 @@ from launch_ros.substitutions import FindPackageShare
 from launch import LaunchDescription
 
 CAMERAS = ("usb_cam", "v4l2_camera", "file", "none")
+# usb_cam's pixel_format when the launch argument is empty (raw YUYV converted to rgb8).
+USB_CAM_PIXEL_FORMAT = "yuyv2rgb"
 
 
 def _fastdds_profile(context, *args, **kwargs) -> list[SetEnvironmentVariable]:
@@ -40,71 +50,81 @@ def _fastdds_profile(context, *args, **kwargs) -> list[SetEnvironmentVariable]:
     return [SetEnvironmentVariable("FASTDDS_DEFAULT_PROFILES_FILE", profile)]
 
 
+def _arg(context, name: str) -> str:
+    return LaunchConfiguration(name).perform(context)
+
+
+def _camera_info_topic(context) -> str:
+    """``camera_info_topic``, else the ``camera_info`` next to ``image_topic``."""
+    explicit = _arg(context, "camera_info_topic")
+    if explicit:
+        return explicit
+    return os.path.dirname(_arg(context, "image_topic").rstrip("/")) + "/camera_info"
+
+
 def _camera_nodes(context, *args, **kwargs) -> list[Node]:
-    """The image source selected by ``camera`` (drivers publish image_raw + camera_info)."""
-
-    def arg(name: str) -> str:
-        return LaunchConfiguration(name).perform(context)
-
-    camera, image_topic, frame = arg("camera"), arg("image_topic"), arg("camera_frame")
-    info_topic = os.path.dirname(image_topic.rstrip("/")) + "/camera_info"
-    width, height = int(arg("image_width")), int(arg("image_height"))
-    remaps = [("image_raw", image_topic), ("camera_info", info_topic)]
+    """The image source selected by ``camera`` (drivers publish image_raw + camera_info);
+    none in skeleton mode."""
+    if _arg(context, "input_mode") != "image":
+        return []  # Skeleton3D input: a camera would only cost CPU and bandwidth
+    camera, image_topic = _arg(context, "camera"), _arg(context, "image_topic")
+    frame = _arg(context, "camera_frame")
+    width, height = int(_arg(context, "image_width")), int(_arg(context, "image_height"))
+    pixel_format = _arg(context, "pixel_format")
+    remaps = [("image_raw", image_topic), ("camera_info", _camera_info_topic(context))]
     if camera == "usb_cam":
+        params = {
+            "video_device": _arg(context, "video_device"),
+            "image_width": width,
+            "image_height": height,
+            "pixel_format": pixel_format or USB_CAM_PIXEL_FORMAT,
+            "framerate": float(_arg(context, "framerate")),
+            "frame_id": frame,
+        }
         return [
             Node(
                 package="usb_cam",
                 executable="usb_cam_node_exe",
                 name="camera",
-                parameters=[
-                    {
-                        "video_device": arg("video_device"),
-                        "image_width": width,
-                        "image_height": height,
-                        "pixel_format": "yuyv2rgb",
-                        "framerate": float(arg("framerate")),
-                        "frame_id": frame,
-                    }
-                ],
+                parameters=[params],
                 remappings=remaps,
                 output="screen",
             )
         ]
     if camera == "v4l2_camera":
+        params = {
+            "video_device": _arg(context, "video_device"),
+            "image_size": [width, height],
+            "output_encoding": "rgb8",
+            "camera_frame_id": frame,
+        }
+        if pixel_format:
+            params["pixel_format"] = pixel_format
         return [
             Node(
                 package="v4l2_camera",
                 executable="v4l2_camera_node",
                 name="camera",
-                parameters=[
-                    {
-                        "video_device": arg("video_device"),
-                        "image_size": [width, height],
-                        "output_encoding": "rgb8",
-                        "camera_frame_id": frame,
-                    }
-                ],
+                parameters=[params],
                 remappings=remaps,
                 output="screen",
             )
         ]
     if camera == "file":
-        if not arg("file"):
+        if not _arg(context, "file"):
             raise RuntimeError("camera:=file needs file:=<video file or bag folder>")
+        params = {
+            "path": _arg(context, "file"),
+            "topic": image_topic,
+            "frame_id": frame,
+            "rate": float(_arg(context, "rate")),
+        }
         return [
             Node(
                 package="s2m_ros",
                 executable="s2m_file_source",
                 name="s2m_file_source",
-                parameters=[
-                    arg("params_file"),
-                    {
-                        "path": arg("file"),
-                        "topic": image_topic,
-                        "frame_id": frame,
-                        "rate": float(arg("rate")),
-                    },
-                ],
+                parameters=[_arg(context, "params_file"), params],
                 output="screen",
             )
         ]
@@ -114,19 +134,18 @@ def _camera_nodes(context, *args, **kwargs) -> list[Node]:
 
 
 def _s2m_node(context, *args, **kwargs) -> list[Node]:
-    def arg(name: str) -> str:
-        return LaunchConfiguration(name).perform(context)
-
+    overrides = {
+        "input_mode": _arg(context, "input_mode"),
+        "image_topic": _arg(context, "image_topic"),
+        "camera_info_topic": _camera_info_topic(context),
+    }
     return [
         Node(
             package="s2m_ros",
             executable="s2m_node",
             name="s2m_node",
-            namespace=arg("namespace"),
-            parameters=[
-                arg("params_file"),
-                {"image_topic": arg("image_topic"), "input_mode": arg("input_mode")},
-            ],
+            namespace=_arg(context, "namespace"),
+            parameters=[_arg(context, "params_file"), overrides],
             output="screen",
         )
     ]
@@ -140,11 +159,27 @@ def generate_launch_description() -> LaunchDescription:
         DeclareLaunchArgument("image_width", default_value="640"),
         DeclareLaunchArgument("image_height", default_value="480"),
         DeclareLaunchArgument("framerate", default_value="30.0"),
+        DeclareLaunchArgument(
+            "pixel_format",
+            default_value="",
+            description="camera driver pixel format (usb_cam: yuyv2rgb, mjpeg2rgb, ...; "
+            "v4l2_camera: YUYV, MJPG, ...); '' = yuyv2rgb for usb_cam, the v4l2_camera default",
+        ),
         DeclareLaunchArgument("file", default_value="", description="video file or bag folder"),
         DeclareLaunchArgument("rate", default_value="1.0", description="file playback speed"),
         DeclareLaunchArgument("image_topic", default_value="/camera/image_raw"),
+        DeclareLaunchArgument(
+            "camera_info_topic",
+            default_value="",
+            description="CameraInfo topic of the camera ('' = camera_info next to image_topic)",
+        ),
         DeclareLaunchArgument("camera_frame", default_value="camera_optical_frame"),
-        DeclareLaunchArgument("input_mode", default_value="image", choices=["image", "skeleton"]),
+        DeclareLaunchArgument(
+            "input_mode",
+            default_value="image",
+            choices=["image", "skeleton"],
+            description="skeleton: s2m_ros/Skeleton3D input, no camera is started",
+        ),
         DeclareLaunchArgument("namespace", default_value="s2m"),
         DeclareLaunchArgument(
             "params_file", default_value=PathJoinSubstitution([share, "config", "live.yaml"])

@@ -1,7 +1,8 @@
 """The ROS subcommands of ``s2m``: ``live``, ``eval-bag`` and ``record``.
 
-Registered by ``s2m_model/cli.py`` (COMMANDS); nothing here imports rclpy at import time, so
-``s2m --help`` works without ROS 2 and stays instant.
+A plug-in of the ``s2m`` CLI: :func:`register` is the entry point ``ros`` of the group
+``s2m.commands`` (setup.py), so the ROS-free library never imports this layer by name. Nothing
+here imports rclpy at import time, so ``s2m --help`` works without ROS 2 and stays instant.
 """
 
 from __future__ import annotations
@@ -12,9 +13,14 @@ import sys
 import time
 from typing import Any
 
+# s2m_ros.params.DEFAULT_NAMESPACE, repeated so that `s2m --help` imports neither torch nor
+# rclpy (test_ros_launch checks that they agree).
+DEFAULT_NAMESPACE = "/s2m"
+
 
 def register(sub: argparse._SubParsersAction) -> None:
-    """Add the ``live``, ``eval-bag`` and ``record`` subcommands."""
+    """Add the ``live``, ``eval-bag`` and ``record`` subcommands (each sets ``func``, a
+    callable taking the parsed arguments and returning the exit code)."""
     fmt = argparse.RawDescriptionHelpFormatter
 
     live = sub.add_parser(
@@ -24,8 +30,9 @@ def register(sub: argparse._SubParsersAction) -> None:
         description="Run s2m_node with a ROS 2 params file, in one process (no `ros2 launch`).\n"
         "With --video, a player publishes the video (or a bag's image topic) on s2m_node's\n"
         "image topic; without it, s2m_node listens to a camera driver (e.g. usb_cam).\n\n"
-        "Outputs: bodies (s2m_ros/BodyArray), mesh (BodyMesh), mesh_faces (latched),\n"
-        "markers (RViz), /tf (s2m/<track>/<joint>), /diagnostics. Stops on Ctrl-C, after\n"
+        "Outputs, in --namespace (default /s2m, as the launch file): bodies\n"
+        "(s2m_ros/BodyArray), mesh (BodyMesh), mesh_faces (latched), markers (RViz), plus\n"
+        "/tf (s2m/<track>/<joint>) and /diagnostics. Stops on Ctrl-C, after\n"
         "--duration seconds, or at the end of the video when the params file says loop: false;\n"
         "then prints a JSON summary (frames in/processed/dropped/failed, latency).",
         epilog="examples:\n"
@@ -40,6 +47,11 @@ def register(sub: argparse._SubParsersAction) -> None:
     live.add_argument("--rate", type=float, help="playback speed of --video (0 = fastest)")
     live.add_argument(
         "--duration", type=float, default=0.0, help="stop after S seconds (0 = until Ctrl-C)"
+    )
+    live.add_argument(
+        "--namespace",
+        default=DEFAULT_NAMESPACE,
+        help=f"namespace of s2m_node (default {DEFAULT_NAMESPACE}; '' = the root namespace)",
     )
     live.add_argument(
         "--set",
@@ -121,17 +133,28 @@ def _require_rclpy() -> None:
         ) from exc
 
 
+def _threads() -> None:
+    from s2m_model.pipeline import DEFAULT_THREADS, set_torch_threads
+
+    set_torch_threads(DEFAULT_THREADS)  # a program's choice: tiny per-frame tensors
+
+
 def run_live(args: argparse.Namespace) -> int:
+    from s2m_ros.params import parse_overrides
+
+    overrides = parse_overrides(args.set)  # a bad --set fails before any ROS start-up
     _require_rclpy()
-    from s2m_ros.live import default_params_file, parse_overrides
+    from s2m_ros.live import default_params_file
     from s2m_ros.live import run_live as run
 
+    _threads()
     summary = run(
         args.params or default_params_file(),
         video=args.video,
         rate=args.rate,
         duration=args.duration,
-        overrides=parse_overrides(args.set),
+        overrides=overrides,
+        namespace=args.namespace,
     )
     print(json.dumps(summary, indent=2))
     return 0
@@ -140,9 +163,11 @@ def run_live(args: argparse.Namespace) -> int:
 def run_eval_bag(args: argparse.Namespace) -> int:
     _require_rclpy()
     from s2m_ros.eval_bag import evaluate_bag
-    from s2m_ros.node import load_params_file
+    from s2m_ros.params import load_params_file
 
-    params = load_params_file(args.params) if args.params else {}
+    _threads()
+    # the outputs' namespace is the node's: a params file addresses s2m_node there
+    params = load_params_file(args.params, namespace=args.prefix) if args.params else {}
     result = evaluate_bag(
         args.bag,
         args.out,

@@ -25,6 +25,7 @@ from typing import Any
 import numpy as np
 
 from s2m_model.results import PersonResult
+from s2m_model.smpl_layout import JOINT_NAMES, NUM_BETAS, NUM_JOINTS, PARENTS, world_from_local
 
 # Encodings accepted by image_to_numpy: name -> (channels, channel order of R, G, B).
 IMAGE_ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
@@ -36,8 +37,6 @@ IMAGE_ENCODINGS: dict[str, tuple[int, tuple[int, int, int]]] = {
 }
 _DEPTH_ENCODINGS = {"16UC1", "32FC1", "mono16", "16SC1", "32SC1", "64FC1"}
 
-NUM_JOINTS = 24
-NUM_BETAS = 10
 # Base frame (REP-103: x forward, y left, z up) axes written in SMPL model axes (Y up, facing
 # +Z, left +X): the columns are x_base = +Z, y_base = +X, z_base = +Y.
 BASE_IN_SMPL = np.array([[0.0, 1.0, 0.0], [0.0, 0.0, 1.0], [1.0, 0.0, 0.0]])
@@ -46,13 +45,6 @@ Msg = Any  # an rclpy message or a rosbags dataclass with the same fields
 
 
 # --------------------------------------------------------------------------- helpers
-
-
-def _smpl_layout() -> tuple[tuple[str, ...], tuple[int, ...]]:
-    """SMPL joint names and parents (imported lazily: the skeleton module is the source)."""
-    from s2m_model.skeletons.base import SMPL_JOINT_NAMES, SMPL_PARENTS
-
-    return SMPL_JOINT_NAMES, SMPL_PARENTS
 
 
 def _u8_buffer(data: Any) -> np.ndarray:
@@ -257,7 +249,6 @@ def person_to_body_msg(result: PersonResult, header: Msg, model: str = "") -> Ms
 
     from s2m_ros.msg import Body
 
-    names, _ = _smpl_layout()
     betas = _finite("betas", result.betas, (NUM_BETAS,))
     _finite("global_orient", result.global_orient, (3,))
     _finite("body_pose", result.body_pose, (NUM_JOINTS - 1, 3))
@@ -288,7 +279,7 @@ def person_to_body_msg(result: PersonResult, header: Msg, model: str = "") -> Ms
         joints=[Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in joints],
         confidence=np.clip(conf, 0.0, 1.0).astype(np.float32),
         solved=[bool(s) for s in solved],
-        joint_names=list(names),
+        joint_names=list(JOINT_NAMES),
         bbox=bbox.astype(np.float32),
     )
 
@@ -458,7 +449,12 @@ def faces_id(model: str, num_vertices: int, faces: np.ndarray) -> str:
     return f"{model}:{int(num_vertices)}:{len(f)}:{zlib.crc32(f.tobytes()):08x}"
 
 
-def _check_faces(faces: np.ndarray, num_vertices: int) -> np.ndarray:
+def check_faces(faces: np.ndarray, num_vertices: int) -> np.ndarray:
+    """``faces`` as an ``(F, 3)`` integer array of indices in ``[0, num_vertices)``.
+
+    Raises:
+        ValueError: another shape, no faces, non-integer or out-of-range indices.
+    """
     f = np.asarray(faces)
     if f.ndim != 2 or f.shape[1] != 3 or len(f) == 0:
         raise ValueError(f"faces: expected (F, 3) with F > 0, got {f.shape}")
@@ -473,7 +469,7 @@ def mesh_faces_msg(faces: np.ndarray, num_vertices: int, model: str, header: Msg
     """``(F, 3)`` triangle indices -> s2m_ros/MeshFaces (for the latched faces topic)."""
     from s2m_ros.msg import MeshFaces
 
-    f = _check_faces(faces, num_vertices)
+    f = check_faces(faces, num_vertices)
     return MeshFaces(
         header=header,
         faces_id=faces_id(model, num_vertices, f),
@@ -523,61 +519,7 @@ def mesh_faces_to_numpy(msg: Msg) -> np.ndarray:
     f = np.frombuffer(msg.faces, dtype=np.uint32)
     if f.size % 3:
         raise ValueError(f"MeshFaces has {f.size} indices, not a multiple of 3")
-    return _check_faces(f.reshape(-1, 3).astype(np.int64), int(msg.num_vertices))
-
-
-def mesh_markers(
-    vertices: np.ndarray,
-    faces: np.ndarray,
-    header: Msg,
-    track_ids: Sequence[int] | None = None,
-    ns: str = "s2m_mesh",
-    alpha: float = 0.8,
-    lifetime_s: float = 0.5,
-) -> Msg:
-    """Meshes -> visualization_msgs/MarkerArray for RViz: one TRIANGLE_LIST marker per person.
-
-    The first marker is a DELETEALL for ``ns``, so people who left the view disappear; markers
-    also expire after ``lifetime_s`` when the node stops publishing. Colours follow the track id
-    (matplotlib's tab10). Costs ~F*3 Point objects per person (rclpy has no array path for
-    ``points``): fine for visualisation at a few Hz, use BodyMesh for data.
-
-    Args:
-        vertices: ``(N, V, 3)`` or ``(V, 3)`` metres, header frame.
-        faces: ``(F, 3)`` vertex indices.
-        header: frame and stamp of the vertices.
-        track_ids: N ids used as marker ids and for colours (default 0..N-1).
-    """
-    from builtin_interfaces.msg import Duration
-    from geometry_msgs.msg import Point
-    from matplotlib import colormaps
-    from std_msgs.msg import ColorRGBA
-    from visualization_msgs.msg import Marker, MarkerArray
-
-    v = np.asarray(vertices, dtype=np.float64)
-    if v.ndim == 2:
-        v = v[None]
-    if v.ndim != 3 or v.shape[2] != 3:
-        raise ValueError(f"vertices: expected (N, V, 3) or (V, 3), got {v.shape}")
-    f = _check_faces(faces, v.shape[1])
-    ids = list(range(len(v))) if track_ids is None else [int(t) for t in track_ids]
-    if len(ids) != len(v):
-        raise ValueError(f"{len(ids)} track_ids for {len(v)} bodies")
-    palette = colormaps["tab10"]
-    lifetime = Duration(sec=int(lifetime_s), nanosec=int(round((lifetime_s % 1) * 1e9)))
-    markers = [Marker(header=header, ns=ns, action=Marker.DELETEALL)]
-    for tid, verts in zip(ids, v, strict=True):
-        if not np.isfinite(verts).all():
-            continue  # a broken mesh is skipped rather than sent to RViz as NaN
-        r, g, b, _ = palette(tid % 10)
-        m = Marker(header=header, ns=ns, id=tid, type=Marker.TRIANGLE_LIST, action=Marker.ADD)
-        m.pose.orientation.w = 1.0
-        m.scale.x = m.scale.y = m.scale.z = 1.0
-        m.color = ColorRGBA(r=float(r), g=float(g), b=float(b), a=float(alpha))
-        m.lifetime = lifetime
-        m.points = [Point(x=x, y=y, z=z) for x, y, z in verts[f.reshape(-1)].tolist()]
-        markers.append(m)
-    return MarkerArray(markers=markers)
+    return check_faces(f.reshape(-1, 3).astype(np.int64), int(msg.num_vertices))
 
 
 # --------------------------------------------------------------------------- TF
@@ -607,16 +549,12 @@ def body_to_tf(result: PersonResult, header: Msg, prefix: str = "s2m/") -> list[
         raise ValueError("header.frame_id is empty: TF needs the parent (camera) frame")
     if prefix.startswith("/"):
         raise ValueError(f"tf prefix {prefix!r} must not start with '/' (tf2 frame ids)")
-    names, parents = _smpl_layout()
     joints = _finite("joints", result.joints, (NUM_JOINTS, 3))
     _finite("global_orient", result.global_orient, (3,))
     _finite("body_pose", result.body_pose, (NUM_JOINTS - 1, 3))
     local = torch.as_tensor(np.asarray(result.quaternions, dtype=np.float64))  # (24, 4) xyzw
     local_rot = roma.unitquat_to_rotmat(local)  # (24, 3, 3)
-    world = [local_rot[0]]
-    for j in range(1, NUM_JOINTS):
-        world.append(world[parents[j]] @ local_rot[j])
-    world_rot = torch.stack(world).numpy()  # joint frame -> camera frame
+    world_rot = world_from_local(local_rot[None])[0].numpy()  # joint frame -> camera frame
 
     frame = f"{prefix}{int(result.track_id)}/"
     base_rot = world_rot[0] @ BASE_IN_SMPL  # base frame -> camera frame
@@ -635,11 +573,11 @@ def body_to_tf(result: PersonResult, header: Msg, prefix: str = "s2m/") -> list[
 
     out = [
         tf(header.frame_id, frame + "base", joints[0], base_quat),
-        tf(frame + "base", frame + names[0], np.zeros(3), pelvis_in_base),
+        tf(frame + "base", frame + JOINT_NAMES[0], np.zeros(3), pelvis_in_base),
     ]
     local_np = local.numpy()
     for j in range(1, NUM_JOINTS):
-        p = parents[j]
+        p = PARENTS[j]
         offset = world_rot[p].T @ (joints[j] - joints[p])
-        out.append(tf(frame + names[p], frame + names[j], offset, local_np[j]))
+        out.append(tf(frame + JOINT_NAMES[p], frame + JOINT_NAMES[j], offset, local_np[j]))
     return out

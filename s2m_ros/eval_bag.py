@@ -2,7 +2,7 @@
 
 Reads the input topic of a rosbag2 (MCAP or SQLite3): sensor_msgs/Image, CompressedImage or
 s2m_ros/Skeleton3D, plus an optional ground-truth s2m_ros/BodyArray topic; runs the same
-processing as ``s2m_node`` (:class:`s2m_ros.node.FrameProcessor`) on every input frame in
+processing as ``s2m_node`` (:class:`s2m_ros.processor.FrameProcessor`) on every input frame in
 order (offline: nothing is dropped, the result is deterministic), and writes into ``--out``:
 
 * ``bag/`` — a rosbag2 with the input topics (copied) and the outputs, stamped with the input
@@ -155,7 +155,7 @@ def accuracy(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
     """
     from s2m_model.eval import metrics
     from s2m_model.eval.protocols import per_joint_mpjpe
-    from s2m_model.skeletons import SMPL_JOINT_NAMES
+    from s2m_model.smpl_layout import JOINT_NAMES
 
     if not pairs:
         return {"matched": 0}
@@ -166,18 +166,16 @@ def accuracy(pairs: Sequence[tuple[np.ndarray, np.ndarray]]) -> dict[str, Any]:
         "mpjpe_mm": float(metrics.mpjpe(pred, gt, 0)),
         "pa_mpjpe_mm": float(metrics.pa_mpjpe(pred, gt)),
         "abs_mpjpe_mm": float(metrics.mpjpe(pred, gt, None)),
-        "per_joint_mpjpe_mm": per_joint_mpjpe(pred, gt, SMPL_JOINT_NAMES, root=0),
+        "per_joint_mpjpe_mm": per_joint_mpjpe(pred, gt, JOINT_NAMES, root=0),
     }
 
 
 def _plots(
     out_dir: Path, latencies: Mapping[str, Sequence[float]], per_joint: Mapping[str, float]
 ) -> dict[str, Path]:
-    import matplotlib
+    from s2m_model.util.plotting import pyplot
 
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
+    plt = pyplot()
     files: dict[str, Path] = {}
     stages = [s for s, v in latencies.items() if len(v)]
     if stages:
@@ -230,7 +228,7 @@ def evaluate_bag(
         gt_topic: ground-truth s2m_ros/BodyArray topic, matched to frames by header stamp.
         camera_info_topic: CameraInfo topic for the intrinsics (default: the params' one when
             the bag has it; else a pinhole of ``fov_deg``).
-        params: ``s2m_node`` parameters (:func:`s2m_ros.node.check_params`).
+        params: ``s2m_node`` parameters (:func:`s2m_ros.params.check_params`).
         storage: output bag storage, ``"mcap"`` or ``"sqlite3"``.
         prefix: namespace of the output topics.
         max_frames: stop after this many input frames (0 = all).
@@ -243,9 +241,11 @@ def evaluate_bag(
     from rclpy.serialization import deserialize_message
     from tqdm import tqdm
 
+    from s2m_model.util.timing import summarize
     from s2m_ros import convert
     from s2m_ros.bag import STORAGES, BagWriter, bag_topics, message_class, read_bag
-    from s2m_ros.node import FrameProcessor, build_pipeline, check_params, summarize, warm_up
+    from s2m_ros.params import check_params
+    from s2m_ros.processor import FrameProcessor, build_pipeline, warm_up
 
     bag, out_dir = Path(bag), Path(out_dir)
     if not bag.exists():

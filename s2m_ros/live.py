@@ -1,42 +1,31 @@
 """``s2m live``: ``s2m_node`` (and a video/bag player) in one process, without ``ros2 launch``.
 
 The pip-only equivalent of ``ros2 launch s2m_ros live.launch.py``: the same params file
-(config/live.yaml, sections ``s2m_node`` and ``s2m_file_source``), the same node, spun by one
-``MultiThreadedExecutor``. With ``--video`` a file player publishes the video (or a bag's image
-topic) on s2m_node's image topic; without it, s2m_node listens to a camera driver started
-elsewhere. Outputs as the launch file, without its namespace: ``bodies``, ``mesh``,
-``mesh_faces``, ``markers``, ``/tf``, ``/diagnostics``.
+(config/live.yaml, sections ``/**/s2m_node`` and ``/**/s2m_file_source``), the same node in the
+same namespace (``/s2m`` by default, like the launch file: outputs ``/s2m/bodies``,
+``/s2m/mesh``, ``/s2m/mesh_faces``, ``/s2m/markers``, plus ``/tf`` and ``/diagnostics``), spun
+by one ``MultiThreadedExecutor``. With ``--video`` the file player of :mod:`s2m_ros.player`
+publishes the video (or a bag's image topic) on s2m_node's image topic; without it, s2m_node
+listens to a camera driver started elsewhere.
 """
 
 from __future__ import annotations
 
+import os
 import sys
 import threading
 import time
-from collections.abc import Iterator, Mapping, Sequence
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
-import numpy as np
+from s2m_ros.params import DEFAULT_NAMESPACE, NODE_NAME, load_params_file
+from s2m_ros.player import PLAYER_NAME, FilePlayer
 
-# s2m_file_source parameters and their defaults for live use (config/live.yaml overrides them).
-PLAYER_DEFAULTS: dict[str, Any] = {
-    "path": "",
-    "bag_topic": "",
-    "topic": "/camera/image_raw",
-    "frame_id": "camera_optical_frame",
-    "rate": 1.0,
-    "loop": True,
-    "max_frames": 0,
-    "wait_for_subscribers": 1,
-    "qos_depth": 5,
-}
-PLAYER_NAME = "s2m_file_source"
 # Large camera images over FastDDS shared memory with best-effort readers need a bigger segment
 # than the default 512 kB (ros2/rmw_fastrtps#739); see the comment in the file.
 FASTDDS_PROFILE = "fastdds_large_data.xml"
 FASTDDS_PROFILE_ENV = "FASTDDS_DEFAULT_PROFILES_FILE"
-SUBSCRIBER_SETTLE_S = 0.5
 # After the player's last frame, s2m_node gets this long to finish the frames in flight.
 DRAIN_TIMEOUT_S = 10.0
 
@@ -57,8 +46,6 @@ def use_large_data_profile() -> str | None:
 
     Must run before the process creates its first DDS participant. Returns the profile used.
     """
-    import os
-
     if os.environ.get(FASTDDS_PROFILE_ENV):
         return os.environ[FASTDDS_PROFILE_ENV]
     path = config_file(FASTDDS_PROFILE)
@@ -79,127 +66,41 @@ def default_params_file() -> Path:
     return path
 
 
-def parse_overrides(items: Sequence[str]) -> dict[str, Any]:
-    """``["max_rate_hz=5", "publish_tf=false"]`` -> checked s2m_node parameter values.
+class _PlayerThread:
+    """A :class:`FilePlayer` on its own node, playing from a thread until ``stop``."""
 
-    Values are YAML scalars; integers are accepted for float parameters.
-
-    Raises:
-        ValueError: no ``=``, an unknown parameter, or an invalid value.
-    """
-    import yaml
-
-    from s2m_ros.node import PARAM_SPECS, check_param
-
-    out: dict[str, Any] = {}
-    for item in items:
-        name, sep, text = item.partition("=")
-        if not sep:
-            raise ValueError(f"--set expects NAME=VALUE, got {item!r}")
-        value = yaml.safe_load(text) if text else ""
-        spec = PARAM_SPECS.get(name)
-        if spec is not None and isinstance(spec.default, str) and not isinstance(value, str):
-            value = text  # e.g. a frame id that looks like a number
-        problem = check_param(name, value)
-        if problem:
-            raise ValueError(problem)
-        out[name] = float(value) if isinstance(spec.default, float) else value
-    return out
-
-
-class FilePlayer:
-    """Plays a video file or a bag's image topic as sensor_msgs/Image (``rgb8``), like
-    ``s2m_file_source``, from a thread of this process.
-
-    Stamps are the node clock at publication (strictly increasing); pacing follows the
-    recording times ``rate``, or as fast as possible with ``rate`` 0.
-
-    Args:
-        overrides: parameter values that win over the params file (e.g. ``path``, ``rate``).
-        context: rclpy context.
-
-    Raises:
-        ValueError / FileNotFoundError: a bad parameter or a missing file.
-    """
-
-    def __init__(self, overrides: Mapping[str, Any], context: Any = None) -> None:
+    def __init__(self, overrides: Mapping[str, Any], context: Any) -> None:
         import rclpy
         from rclpy.parameter import Parameter
-        from rclpy.qos import QoSProfile, ReliabilityPolicy
-        from sensor_msgs.msg import Image
 
-        self.node = rclpy.create_node(
+        node = rclpy.create_node(
             PLAYER_NAME,
             context=context,
             parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
         )
-        p = {k: self.node.declare_parameter(k, v).value for k, v in PLAYER_DEFAULTS.items()}
-        self.params = p
-        self.path = Path(str(p["path"])).expanduser()
-        if not p["path"] or not self.path.exists():
-            self.node.destroy_node()
-            raise FileNotFoundError(f"no video file or bag folder at {p['path']!r}")
-        if p["rate"] < 0:
-            self.node.destroy_node()
-            raise ValueError(f"rate must be >= 0, got {p['rate']}")
-        self.pub = self.node.create_publisher(
-            Image,
-            p["topic"],
-            QoSProfile(depth=max(1, p["qos_depth"]), reliability=ReliabilityPolicy.RELIABLE),
-        )
-        self.published = 0
+        try:
+            self.player = FilePlayer(node)
+        except (ValueError, FileNotFoundError):
+            node.destroy_node()
+            raise
+        self.node = node
         self.error: BaseException | None = None
         self.done = threading.Event()
+        self.stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, name="s2m_player", daemon=True)
+        self._thread.start()
 
-    def _frames(self) -> Iterator[tuple[int, Any]]:
-        from s2m_ros.source_node import iter_bag_images, iter_video
-
-        if self.path.is_dir():
-            return iter_bag_images(self.path, self.params["bag_topic"])
-        return iter_video(self.path)
-
-    def play(self, stop: threading.Event) -> None:
-        """Publish until the end (``loop`` false) or ``stop``; errors go to ``self.error``."""
-        from s2m_ros.convert import numpy_to_image
-
-        p = self.params
+    def _run(self) -> None:
         try:
-            while self.pub.get_subscription_count() < p["wait_for_subscribers"]:
-                if stop.wait(0.01):
-                    return
-            # the writer sees the reader before the reader has matched the writer: a
-            # best-effort reader would miss the first frame without this pause
-            if p["wait_for_subscribers"] and stop.wait(SUBSCRIBER_SETTLE_S):
-                return
-            last_stamp = -1
-            while not stop.is_set():
-                before, t0 = self.published, None
-                for i, (t_ns, frame) in enumerate(self._frames()):
-                    if stop.is_set() or (p["max_frames"] and i >= p["max_frames"]):
-                        break
-                    if p["rate"] > 0:
-                        t0 = time.monotonic() - t_ns * 1e-9 / p["rate"] if t0 is None else t0
-                        delay = t0 + t_ns * 1e-9 / p["rate"] - time.monotonic()
-                        if delay > 0 and stop.wait(delay):
-                            break
-                    stamp = max(self.node.get_clock().now().nanoseconds, last_stamp + 1)
-                    last_stamp = stamp
-                    if isinstance(frame, np.ndarray):
-                        msg = numpy_to_image(frame, "rgb8", stamp, p["frame_id"])
-                    else:
-                        msg = frame
-                        msg.header.stamp.sec, msg.header.stamp.nanosec = divmod(stamp, 10**9)
-                        msg.header.frame_id = msg.header.frame_id or p["frame_id"]
-                    self.pub.publish(msg)
-                    self.published += 1
-                if self.published == before and not stop.is_set():
-                    raise ValueError(f"{self.path}: no frames")
-                if not p["loop"]:
-                    break
-        except Exception as exc:  # reported by the caller, the process keeps its clean exit
+            self.player.play(self.stop.wait)
+        except Exception as exc:  # reported by run_live, the process keeps its clean exit
             self.error = exc
         finally:
             self.done.set()
+
+    def join(self) -> None:
+        self.stop.set()
+        self._thread.join(timeout=5.0)
 
 
 def run_live(
@@ -208,22 +109,24 @@ def run_live(
     rate: float | None = None,
     duration: float = 0.0,
     overrides: Mapping[str, Any] | None = None,
-    ros_args: Sequence[str] = (),
+    namespace: str = DEFAULT_NAMESPACE,
 ) -> dict[str, Any]:
     """Run s2m_node (+ a file player with ``video``) until Ctrl-C/SIGTERM, ``duration``
     seconds, or the end of a non-looping video.
 
     Args:
-        params_file: ROS 2 params file with ``s2m_node`` (and ``s2m_file_source``) sections.
+        params_file: ROS 2 params file with ``/**/s2m_node`` (and ``/**/s2m_file_source``)
+            sections; a file that does not address s2m_node in ``namespace`` is an error.
         video: video file or bag folder to play (None: listen to an external camera).
         rate: playback speed factor for ``video`` (None: the params file's ``rate``).
         duration: stop after this many seconds (0 = no limit).
         overrides: s2m_node parameter values that win over the params file.
-        ros_args: extra ROS arguments (e.g. ``["-r", "__ns:=/s2m"]``).
+        namespace: s2m_node's namespace ('' or '/' = the root namespace).
 
     Returns:
         Summary: frames in / processed / dropped / failed, people, frames published by the
-        player, median and p95 latency (ms) of the last seconds, the last error.
+        player, median and p95 latency (ms) of the last seconds, the last error, the
+        fully qualified input and bodies topics.
 
     Raises:
         RuntimeError: rclpy is missing or s2m_node cannot start (the reason is included).
@@ -236,36 +139,34 @@ def run_live(
         from rclpy.signals import SignalHandlerOptions
     except ImportError as exc:
         raise RuntimeError(f"ROS 2 (rclpy) is not installed: {exc}") from exc
-    from s2m_ros.node import S2MNode, StartupError, load_params_file
+    from s2m_ros.node import S2MNode
+    from s2m_ros.processor import StartupError
 
-    params_file = Path(params_file)
-    if not params_file.is_file():
-        raise FileNotFoundError(f"no params file at {params_file}")
-    load_params_file(str(params_file))  # a clear error before any ROS start-up
     if video is not None and not Path(video).exists():
         raise FileNotFoundError(f"no video file or bag folder at {video}")
     if rate is not None and rate < 0:
         raise ValueError(f"--rate must be >= 0, got {rate}")
     if duration < 0:
         raise ValueError(f"--duration must be >= 0, got {duration}")
+    use_large_data_profile()  # before this process's first DDS participant
+    # a clear error before the node starts: a file ROS would ignore, or a bad value
+    load_params_file(params_file, NODE_NAME, namespace)
     overrides = dict(overrides or {})
     if video is not None:
         overrides["input_mode"] = "image"
-    use_large_data_profile()
     context = rclpy.Context()
     rclpy.init(
-        args=["s2m", "--ros-args", "--params-file", str(params_file), *ros_args],
+        args=["s2m", "--ros-args", "--params-file", str(params_file)],
         context=context,
         signal_handler_options=SignalHandlerOptions.ALL,  # Ctrl-C and SIGTERM end cleanly
     )
     node = player = None
-    stop = threading.Event()
-    thread = None
     executor = MultiThreadedExecutor(context=context)
     try:
         try:
             node = S2MNode(
                 context=context,
+                namespace=namespace or "/",
                 parameter_overrides=[Parameter(k, value=v) for k, v in overrides.items()],
             )
         except StartupError as exc:
@@ -274,13 +175,11 @@ def run_live(
         if video is not None:
             if node.params["compressed"]:
                 raise ValueError("--video publishes raw images: set compressed: false")
-            play = {"path": str(video), "topic": node.params["image_topic"]}
+            play: dict[str, Any] = {"path": str(video), "topic": node.input_topic}
             if rate is not None:
                 play["rate"] = float(rate)
-            player = FilePlayer(play, context=context)
+            player = _PlayerThread(play, context)
             executor.add_node(player.node)
-            thread = threading.Thread(target=player.play, args=(stop,), daemon=True)
-            thread.start()
         deadline = time.monotonic() + duration if duration > 0 else None
         drain_until = None
         while context.ok():
@@ -297,9 +196,8 @@ def run_live(
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C / SIGTERM: a clean exit with the summary
     finally:
-        stop.set()
-        if thread is not None:
-            thread.join(timeout=5.0)
+        if player is not None:
+            player.join()
         summary = _summary(node, player)
         if node is not None:
             node.close()
@@ -312,7 +210,7 @@ def run_live(
     return summary
 
 
-def _summary(node: Any, player: FilePlayer | None) -> dict[str, Any]:
+def _summary(node: Any, player: _PlayerThread | None) -> dict[str, Any]:
     if node is None:
         return {}
     snap = node.stats.snapshot()
@@ -323,7 +221,9 @@ def _summary(node: Any, player: FilePlayer | None) -> dict[str, Any]:
         "dropped": snap["dropped"],
         "failed": snap["failed"],
         "people": snap["people"],
-        "published_by_player": player.published if player else None,
+        "published_by_player": player.player.published if player else None,
         "latency_total_ms": {k: total[k] for k in ("median", "p95") if k in total},
         "last_error": snap["last_error"],
+        "input_topic": node.input_topic,
+        "bodies_topic": node.pub_bodies.topic_name,
     }

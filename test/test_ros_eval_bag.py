@@ -47,7 +47,7 @@ def test_eval_bag_skeletons_with_ground_truth(tmp_path, body):
     out = tmp_path / "eval"
     # every frame on its own (no temporal filter): the error is DIK's alone
     params = tmp_path / "params.yaml"
-    params.write_text("s2m_node:\n  ros__parameters:\n    track: false\n")
+    params.write_text("/**/s2m_node:\n  ros__parameters:\n    temporal: false\n")
     rc = main(
         ["eval-bag", str(tmp_path / "in"), "--out", str(out), "--gt-topic", "/gt/bodies",
          "--topic", "/mocap/skeleton", "--params", str(params)]
@@ -90,6 +90,18 @@ def test_eval_bag_skeletons_with_ground_truth(tmp_path, body):
         assert len(by_topic[name]) == N - 1, name
     assert [convert.stamp_to_ns(m.msg.header.stamp) for m in by_topic["/s2m/bodies"]] == good
     assert [m.timestamp_ns for m in by_topic["/s2m/bodies"]] == [s + 1000 for s in good]
+
+
+def test_eval_bag_refuses_a_params_file_ros_would_ignore(tmp_path, capsys):
+    """Outputs go to the /s2m namespace, so the file must address s2m_node there."""
+    from s2m_model.cli import main
+
+    params = tmp_path / "params.yaml"
+    params.write_text("s2m_node:\n  ros__parameters:\n    temporal: false\n")
+    rc = main(["eval-bag", str(tmp_path / "no_bag"), "--out", str(tmp_path / "o"),
+               "--params", str(params)])  # fmt: skip
+    assert rc == 2
+    assert "no section for node /s2m/s2m_node" in capsys.readouterr().err
 
 
 def test_eval_bag_refuses_bad_input(tmp_path, body):

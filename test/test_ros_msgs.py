@@ -15,6 +15,7 @@ pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed")
 import roma  # noqa: E402
 import torch  # noqa: E402
 
+from s2m_model.smpl_layout import JOINT_NAMES  # noqa: E402
 from s2m_ros import convert  # noqa: E402
 from s2m_ros.testing import sample_person  # noqa: E402
 
@@ -191,7 +192,9 @@ def test_mesh_messages_round_trip():
     with pytest.raises(ValueError, match="track_ids"):
         convert.body_mesh_msg(verts, [1], header, "x")
 
-    markers = convert.mesh_markers(verts, faces, header, track_ids=[3, 8])
+    from s2m_ros.markers import mesh_markers
+
+    markers = mesh_markers(verts, faces, header, track_ids=[3, 8])
     assert markers.markers[0].action == markers.markers[0].DELETEALL
     tri = markers.markers[1]
     assert tri.type == tri.TRIANGLE_LIST and tri.id == 3 and len(tri.points) == 90
@@ -222,7 +225,7 @@ def test_body_to_tf_frames_and_geometry():
     assert len(tfs) == 25
     assert tfs[0].header.frame_id == "camera_optical" and tfs[0].child_frame_id == "s2m/2/base"
     assert all(convert.stamp_to_ns(t.header.stamp) == 77 for t in tfs)
-    names = convert._smpl_layout()[0]
+    names = JOINT_NAMES
     # chaining parent->child transforms puts every joint frame's origin at the joint position
     for j, name in enumerate(names):
         pose = _compose(tfs, f"s2m/2/{name}", "camera_optical")

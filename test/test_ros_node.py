@@ -1,6 +1,8 @@
-"""s2m_node in skeleton mode, as a separate process over DDS: Skeleton3D in -> BodyArray, BodyMesh,
-latched MeshFaces, /tf and /diagnostics out; bad skeletons and bad parameters are reported and
-the node keeps going; bad start-up parameters exit with the reason.
+"""s2m_node in skeleton mode, as a separate process over DDS, in a namespace with a params file
+(as the launch file runs it): Skeleton3D in -> BodyArray, BodyMesh, latched MeshFaces, /tf and
+/diagnostics out; the file's values take effect; bad skeletons and bad parameters are reported
+and the node keeps going; bad start-up parameters (on the command line or in the file) exit
+with the reason.
 
 The input skeletons are regressed from posed bodies of the same body model, so the expected
 output (the posed joints) is known."""
@@ -14,11 +16,12 @@ import time
 
 import numpy as np
 import pytest
+import yaml
 
 pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed")
 
 import torch  # noqa: E402
-from rclpy.parameter import Parameter  # noqa: E402
+from rclpy.parameter import Parameter, parameter_value_to_python  # noqa: E402
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from s2m_ros import convert  # noqa: E402
@@ -52,8 +55,16 @@ def posed_skeletons(body, count: int) -> tuple[np.ndarray, np.ndarray]:
     return h36m.numpy(), out.joints.numpy()
 
 
-def start_node(domain: int, *params: str) -> subprocess.Popen:
+def write_params(path, values: dict) -> str:
+    """A ROS 2 params file for s2m_node under any namespace (the key of config/live.yaml)."""
+    path.write_text(yaml.safe_dump({"/**/s2m_node": {"ros__parameters": values}}))
+    return str(path)
+
+
+def start_node(domain: int, *params: str, params_file: str | None = None) -> subprocess.Popen:
     args = [sys.executable, "-m", "s2m_ros.node", "--ros-args", "-r", f"__ns:={NS}"]
+    if params_file is not None:
+        args += ["--params-file", params_file]
     for p in params:
         args += ["-p", p]
     return subprocess.Popen(
@@ -83,14 +94,19 @@ def diag_values(msg) -> dict[str, str]:
     return {kv.key: kv.value for kv in status.values} | {"_message": status.message}
 
 
+# Set through the params file only: the outputs show that the file reached the node in NS.
+FILE_PARAMS = {"camera_frame": FRAME, "tf_prefix": "people/", "temporal": False}
+
+
 @pytest.fixture(scope="module")
-def skeleton_node():
-    """A running s2m_node subprocess in skeleton mode: (domain id, process)."""
+def skeleton_node(tmp_path_factory):
+    """A running s2m_node subprocess in skeleton mode, namespace NS, part of its parameters
+    from a params file: (domain id, process)."""
     domain = free_domain_id()
+    params_file = write_params(tmp_path_factory.mktemp("params") / "s2m.yaml", FILE_PARAMS)
     child = start_node(
-        domain, "input_mode:=skeleton", "max_rate_hz:=0.0", "track:=false",
-        f"camera_frame:={FRAME}", "tf_prefix:=people/",
-    )  # fmt: skip
+        domain, "input_mode:=skeleton", "max_rate_hz:=0.0", params_file=params_file
+    )
     yield domain, child
     log = stop_node(child)
     assert child.returncode == 0, log
@@ -223,6 +239,11 @@ def test_bad_input_and_bad_parameter_keep_node_up(skeleton_node, body):
         # bad parameter values are rejected with a reason; good ones are applied
         client = AsyncParameterClient(node, f"{NS}/s2m_node")
         assert spin_until(executor, client.services_are_ready, 10.0)
+        # the params file's values (not the defaults) are the node's, under NS
+        future = client.get_parameters(list(FILE_PARAMS) + ["input_mode", "fov_deg"])
+        assert spin_until(executor, future.done, 10.0)
+        values = [parameter_value_to_python(v) for v in future.result().values]
+        assert values == [*FILE_PARAMS.values(), "skeleton", 55.0]
 
         def set_param(name, value):
             future = client.set_parameters([Parameter(name, value=value)])
@@ -255,11 +276,19 @@ def test_bad_input_and_bad_parameter_keep_node_up(skeleton_node, body):
 
 
 @pytest.mark.parametrize(
-    ("param", "reason"),
-    [("max_rate_hz:=-2.0", "max_rate_hz"), ("skeleton_format:=nope", "not registered")],
+    ("param", "from_file", "reason"),
+    [
+        ("max_rate_hz:=-2.0", {}, "max_rate_hz"),
+        ("skeleton_format:=nope", {}, "not registered"),
+        (None, {"device": "banana"}, "device must be cpu, cuda or cuda:N, got 'banana'"),
+    ],
 )
-def test_bad_startup_parameter_exits_with_reason(param, reason):
-    child = start_node(free_domain_id(), "input_mode:=skeleton", param)
+def test_bad_startup_parameter_exits_with_reason(tmp_path, param, from_file, reason):
+    """A bad value stops the start-up with the reason, also from a params file read under a
+    namespace (a file ROS ignored would let the node start normally)."""
+    params_file = write_params(tmp_path / "bad.yaml", from_file) if from_file else None
+    cli = ["input_mode:=skeleton"] + ([param] if param else [])
+    child = start_node(free_domain_id(), *cli, params_file=params_file)
     log = stop_node(child, wait=True)
     assert child.returncode == 2, log
     assert reason in log and "cannot start" in log, log

@@ -1,5 +1,6 @@
 """``s2m live`` smoke test: a tiny generated video played into s2m_node in one process, until
-the end of the video (``loop: false``); the JSON summary accounts for every frame."""
+the end of the video (``loop: false``); the JSON summary accounts for every frame, and the node
+ran in the launch file's namespace with the params file's values."""
 
 from __future__ import annotations
 
@@ -36,8 +37,8 @@ def test_live_plays_a_video_through_s2m_node(tmp_path):
     video = tmp_path / "tiny.mkv"
     iio.imwrite(video, frames, fps=20, codec="ffv1", plugin="FFMPEG", macro_block_size=1)
     params = yaml.safe_load(LIVE_YAML.read_text())
-    params["s2m_file_source"]["ros__parameters"]["loop"] = False
-    node = params["s2m_node"]["ros__parameters"]
+    params["/**/s2m_file_source"]["ros__parameters"]["loop"] = False
+    node = params["/**/s2m_node"]["ros__parameters"]
     node["max_rate_hz"] = 0.0
     node["input_queue_size"] = FRAMES  # keep every frame: the summary must count them all
     (tmp_path / "params.yaml").write_text(yaml.safe_dump(params))
@@ -54,6 +55,9 @@ def test_live_plays_a_video_through_s2m_node(tmp_path):
     assert FRAMES - 1 <= summary["frames_in"] == summary["processed"] <= FRAMES, summary
     assert summary["dropped"] == summary["failed"] == 0 and summary["people"] == 0, summary
     assert summary["latency_total_ms"]["median"] > 0
+    # one namespace story: /s2m, as live.launch.py and config/s2m.rviz
+    assert summary["bodies_topic"] == "/s2m/bodies"
+    assert summary["input_topic"] == "/camera/image_raw"
 
 
 def test_live_rejects_a_bad_parameter(capsys):
@@ -61,3 +65,17 @@ def test_live_rejects_a_bad_parameter(capsys):
 
     assert main(["live", "--set", "max_rate_hz=-3"]) == 2  # before any ROS start-up
     assert "max_rate_hz must be >= 0.0" in capsys.readouterr().err
+
+
+def test_live_rejects_a_params_file_ros_would_ignore(tmp_path, capsys):
+    """The old `s2m_node:` key addresses /s2m_node only: under /s2m ROS would skip the file."""
+    from s2m_model.cli import main
+
+    params = tmp_path / "old.yaml"
+    params.write_text("s2m_node:\n  ros__parameters:\n    device: cuda\n")
+    assert main(["live", "--params", str(params)]) == 2
+    assert "no section for node /s2m/s2m_node" in capsys.readouterr().err
+    # in the root namespace the same file addresses the node: its values are checked
+    params.write_text("s2m_node:\n  ros__parameters:\n    device: banana\n")
+    assert main(["live", "--params", str(params), "--namespace", ""]) == 2
+    assert "device must be cpu, cuda or cuda:N, got 'banana'" in capsys.readouterr().err

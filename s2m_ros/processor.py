@@ -1,0 +1,221 @@
+"""One input message in, the output messages of ``s2m_node`` out — without any node.
+
+:class:`FrameProcessor` is shared by ``s2m_node`` (live) and ``s2m eval-bag`` (offline): it
+decodes an Image / CompressedImage / Skeleton3D (:mod:`s2m_ros.convert`), runs the s2m
+pipeline (``Pipeline.process`` or ``Pipeline.process_skeleton``) and builds BodyArray,
+BodyMesh and TF messages. :func:`build_pipeline` makes the pipeline from node parameters
+(:mod:`s2m_ros.params`), :func:`warm_up` runs its slow first calls before the first frame.
+
+Frames: outputs are in the input's frame (camera optical frame for images: x right, y down,
+z forward; or ``camera_frame``), metres, stamped with the input's stamp.
+"""
+
+from __future__ import annotations
+
+import time
+from collections.abc import Mapping
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from s2m_model.camera import Camera
+from s2m_model.results import PersonResult
+from s2m_ros import convert
+from s2m_ros.params import pipeline_fields
+
+
+class StartupError(RuntimeError):
+    """``s2m_node`` cannot start (bad parameter, missing model, ...); the message says why."""
+
+
+def build_pipeline(params: Mapping[str, Any]) -> Any:
+    """The s2m pipeline configured from node parameters (:data:`s2m_ros.params.PARAMS`),
+    models loaded.
+
+    The pipeline parameters are ``PipelineConfig`` fields of the same names; its validator
+    checks them.
+
+    Raises:
+        StartupError: the pipeline cannot be built (bad setting, missing model file, ...).
+    """
+    from s2m_model.pipeline import Pipeline, PipelineConfig
+
+    try:
+        pipe = Pipeline(PipelineConfig(**pipeline_fields(params)))
+        # load the models now: a missing model must stop the start-up, not the first frame
+        _ = pipe.body
+        if params["input_mode"] == "image":
+            _ = pipe.detector, pipe.lifter
+    except (ValueError, FileNotFoundError, RuntimeError, OSError, ImportError) as exc:
+        raise StartupError(f"cannot build the s2m pipeline: {exc}") from exc
+    return pipe
+
+
+def warm_up(pipeline: Any, image_mode: bool) -> float:
+    """Run the pipeline's first, slow calls now instead of on the first frames; returns seconds.
+
+    The first DIK calls (with and without a previous frame) and the detector's first frame
+    cost seconds (lazy caches, first kernel runs); a live node would otherwise publish its
+    first bodies seconds late. Uses the body's rest skeleton and a black frame, then
+    ``reset()`` so no track survives.
+    """
+    t0 = time.perf_counter()
+    body = getattr(pipeline, "body", None)
+    if body is not None and hasattr(pipeline, "process_skeleton"):
+        import torch
+
+        with torch.no_grad():
+            rest = body.rest_points(fmt="h36m17")[0].cpu().numpy()
+        for i in range(3):
+            pipeline.process_skeleton(rest, "h36m17", stamp=i / 30.0)
+    if image_mode and hasattr(pipeline, "process"):
+        pipeline.process(np.zeros((480, 640, 3), np.uint8))
+    pipeline.reset()
+    return time.perf_counter() - t0
+
+
+@dataclass
+class FrameOutput:
+    """Everything published for one input frame.
+
+    Attributes:
+        header: std_msgs/Header (input stamp, output frame).
+        results: people found (camera/skeleton frame, metres), sorted by track id.
+        timings_ms: ``{stage: ms}`` (decode, the pipeline's stages, pipeline, convert).
+        bodies: s2m_ros/BodyArray. mesh: s2m_ros/BodyMesh or None (no mesh requested/available).
+        tf: tf2_msgs/TFMessage or None. vertices: ``(N, V, 3)`` float32 or None.
+        warnings: non-fatal problems (e.g. TF skipped without a frame id).
+    """
+
+    header: Any
+    results: list[PersonResult]
+    timings_ms: dict[str, float]
+    bodies: Any
+    mesh: Any = None
+    tf: Any = None
+    vertices: np.ndarray | None = None
+    warnings: list[str] = field(default_factory=list)
+
+
+class FrameProcessor:
+    """Message in -> pipeline -> output messages (shared by ``s2m_node`` and ``s2m eval-bag``).
+
+    Args:
+        pipeline: an object with ``process(image, camera, stamp)``,
+            ``process_skeleton(joints, fmt, confidence, stamp)`` and ``reset()``.
+        params: node parameters (:func:`s2m_ros.params.check_params`); read on every frame, so
+            run-time changes apply to the next frame.
+        body: the pipeline's body model (faces, name); default ``pipeline.body``.
+    """
+
+    def __init__(self, pipeline: Any, params: Mapping[str, Any], body: Any = None) -> None:
+        self.pipeline = pipeline
+        self.params = params
+        self.body = body if body is not None else getattr(pipeline, "body", None)
+        if self.body is None:
+            from s2m_model.body import load_body_model
+
+            self.body = load_body_model(params["body"], device=params["device"])
+        self.model_name = str(getattr(self.body, "name", params["body"]))
+        self.faces = np.asarray(self.body.faces, dtype=np.int64)
+        self.num_vertices = int(self.body.num_vertices)
+        self.faces_id = convert.faces_id(self.model_name, self.num_vertices, self.faces)
+        self.camera_info: Any = None
+        self._last_stamp_ns = -1
+
+    def mesh_faces_msg(self, stamp: Any = None) -> Any:
+        """The latched s2m_ros/MeshFaces of the body model."""
+        header = convert.make_header(stamp)
+        return convert.mesh_faces_msg(self.faces, self.num_vertices, self.model_name, header)
+
+    def camera(self, width: int, height: int) -> Camera:
+        """The camera of a ``width`` x ``height`` image: the last CameraInfo (its K rescaled to
+        the image size), else a pinhole of ``fov_deg``."""
+        if self.camera_info is not None:
+            try:
+                return Camera.from_camera_info(self.camera_info, width, height)
+            except ValueError:
+                pass  # an uncalibrated camera publishes K = 0: fall back to the FOV
+        return Camera.from_fov(width, height, self.params["fov_deg"])
+
+    def process(self, kind: str, msg: Any) -> FrameOutput:
+        """Process one ``"image"``, ``"compressed"`` or ``"skeleton"`` message.
+
+        Raises:
+            ValueError: a bad frame (encoding, size, step, data length, NaN skeleton) or
+                non-finite results. Pipeline exceptions propagate unchanged.
+        """
+        p = self.params
+        timings: dict[str, float] = {}
+        t0 = time.perf_counter()
+        stamp_ns = convert.stamp_to_ns(msg.header.stamp)
+        frame_id = p["camera_frame"] or str(msg.header.frame_id)
+        if stamp_ns < self._last_stamp_ns:
+            self.pipeline.reset()  # time went backwards (a looped bag): forget the tracks
+        self._last_stamp_ns = stamp_ns
+        if kind == "skeleton":
+            if not msg.format:
+                msg.format = p["skeleton_format"]
+            skel = convert.skeleton_msg_to_numpy(msg)
+            if not np.any(skel.confidences > 0):
+                raise ValueError("skeleton has no valid joint (all NaN or confidence 0)")
+            positions = np.where(skel.confidences[:, None] > 0, skel.positions, np.nan)
+            timings["decode"] = (time.perf_counter() - t0) * 1e3
+            t1 = time.perf_counter()
+            results = self._process_skeleton(skel, positions, stamp_ns)
+        else:
+            if kind == "compressed":
+                rgb = convert.compressed_image_to_numpy(msg)
+            else:
+                rgb = convert.image_to_numpy(msg)
+            timings["decode"] = (time.perf_counter() - t0) * 1e3
+            t1 = time.perf_counter()
+            camera = self.camera(rgb.shape[1], rgb.shape[0])
+            results = list(self.pipeline.process(rgb, camera=camera, stamp=stamp_ns * 1e-9))
+        t2 = time.perf_counter()
+        stages = results[0].timings_ms if results else getattr(self.pipeline, "last_timings", {})
+        timings.update({k: float(v) for k, v in stages.items() if k != "total"})
+        timings["pipeline"] = (t2 - t1) * 1e3
+        out = self._messages(results, stamp_ns, frame_id)
+        out.timings_ms = {**timings, "convert": (time.perf_counter() - t2) * 1e3}
+        return out
+
+    def _process_skeleton(self, skel: Any, positions: np.ndarray, stamp_ns: int) -> list:
+        results = list(
+            self.pipeline.process_skeleton(
+                positions, skel.format, confidence=skel.confidences, stamp=stamp_ns * 1e-9
+            )
+        )
+        if skel.track_id:  # the sender's tracker names the person
+            for r in results:
+                r.track_id = skel.track_id
+        return results
+
+    def _messages(self, results: list[PersonResult], stamp_ns: int, frame_id: str) -> FrameOutput:
+        p = self.params
+        header = convert.make_header(stamp_ns, frame_id)
+        bodies = convert.results_to_body_array(results, header, self.model_name)
+        ordered = sorted(results, key=lambda r: (r.track_id == 0, r.track_id))
+        out = FrameOutput(header=header, results=ordered, timings_ms={}, bodies=bodies)
+        if all(r.vertices is not None for r in ordered):
+            verts = (
+                np.stack([np.asarray(r.vertices, np.float32) for r in ordered])
+                if ordered
+                else np.zeros((0, self.num_vertices, 3), np.float32)
+            )
+            out.vertices = verts
+            if p["publish_mesh"]:
+                ids = [r.track_id for r in ordered]
+                out.mesh = convert.body_mesh_msg(verts, ids, header, self.faces_id)
+        if p["publish_tf"] and ordered:
+            if frame_id:
+                from tf2_msgs.msg import TFMessage
+
+                transforms = []
+                for r in ordered:
+                    transforms.extend(convert.body_to_tf(r, header, p["tf_prefix"]))
+                out.tf = TFMessage(transforms=transforms)
+            else:
+                out.warnings.append("input has no frame_id and camera_frame is empty: no TF")
+        return out
