@@ -17,7 +17,9 @@ help:  ## list targets
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-$(INSTALLED): requirements.txt setup.py | $(PY)
+REQUIREMENTS := requirements.txt requirements-core.txt requirements-ros-pypi.txt requirements-dev.txt
+
+$(INSTALLED): $(REQUIREMENTS) setup.py | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements.txt
