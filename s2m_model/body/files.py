@@ -16,6 +16,7 @@ from pathlib import Path
 
 import numpy as np
 
+from s2m_model.smpl_layout import NUM_BETAS
 from s2m_model.util.files import cache_dir, save_npz_atomic
 from s2m_model.util.files import load_npz as read_npz
 
@@ -51,6 +52,13 @@ def validate_model_arrays(arrays: dict[str, np.ndarray], source: str) -> dict[st
         a = np.asarray(arrays[key])
         if not ok(a):
             raise ValueError(f"{source}: malformed '{key}' with shape {a.shape} for {nv} vertices.")
+    shape_components = np.asarray(arrays["shapedirs"]).shape[2]
+    if shape_components < NUM_BETAS:
+        # Caught here, at load, rather than as a shape error in the first forward pass.
+        raise ValueError(
+            f"{source}: 'shapedirs' has {shape_components} shape components, s2m needs at "
+            f"least {NUM_BETAS} (betas are (B,{NUM_BETAS})). {HOW_TO_GET}"
+        )
     for key in ("v_template", "shapedirs", "J_regressor", "weights"):
         if not np.isfinite(np.asarray(arrays[key], dtype=np.float64)).all():
             raise ValueError(f"{source}: '{key}' contains NaN or inf.")

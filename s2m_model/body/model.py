@@ -96,6 +96,8 @@ class BodyModel(torch.nn.Module):
         )
         self._regressors: dict[str, torch.Tensor] = {}
         self.zero_posedirs = not np.any(arrays.get("posedirs", 0.0))
+        self._skinning = "dense"
+        self._sparse_weights: torch.Tensor | None = None  # CSR (V,24), built on first use
         self.to(device)
 
     # -- properties ---------------------------------------------------------------------------
@@ -145,10 +147,37 @@ class BodyModel(torch.nn.Module):
         """(V,24) skinning weights (rows sum to 1), SMPL joint order."""
         return self.smpl.lbs_weights
 
+    @property
+    def skinning(self) -> str:
+        """``"dense"`` (default: all 24 weights per vertex, smplx's numbers) or ``"sparse"``
+        (each vertex's 4 heaviest joints, renormalised; :mod:`s2m_model.body.skinning`). Only
+        the free-body path (zero ``posedirs``) honours ``"sparse"``; smplx's layer is dense."""
+        return self._skinning
+
+    @skinning.setter
+    def skinning(self, mode: str) -> None:
+        from .skinning import SKINNING_MODES
+
+        if mode not in SKINNING_MODES:
+            raise ValueError(f"skinning must be one of {SKINNING_MODES}, got {mode!r}")
+        self._skinning = mode
+
+    def _sparse_lbs_weights(self) -> torch.Tensor:
+        from .skinning import sparse_matrix
+
+        w = self.smpl.lbs_weights
+        if self._sparse_weights is None or self._sparse_weights.device != w.device or (
+            self._sparse_weights.dtype != w.dtype
+        ):
+            self._sparse_weights = sparse_matrix(w)
+        return self._sparse_weights
+
     # -- validation ---------------------------------------------------------------------------
     def _param(self, value, name: str, tail: tuple[int, ...], batch: int | None) -> torch.Tensor:
         if value is None:
-            return torch.zeros((batch or 1, *tail), dtype=self.dtype, device=self.device)
+            # An omitted parameter follows the others' batch, including an empty batch (0).
+            size = 1 if batch is None else batch
+            return torch.zeros((size, *tail), dtype=self.dtype, device=self.device)
         if isinstance(value, np.ndarray):
             value = torch.from_numpy(value)
         if not isinstance(value, torch.Tensor):
@@ -186,7 +215,10 @@ class BodyModel(torch.nn.Module):
         global_orient = self._param(global_orient, "global_orient", (3,), batch)
         body_pose = self._param(body_pose, "body_pose", (NUM_BODY_JOINTS, 3), batch)
         transl = self._param(transl, "transl", (3,), batch)
-        if self.zero_posedirs:
+        if batch == 0:  # smplx's reshapes cannot infer an empty batch
+            joints = betas.new_zeros(0, NUM_JOINTS, 3)
+            vertices = betas.new_zeros(0, self.num_vertices, 3) if with_vertices else None
+        elif self.zero_posedirs:
             vertices, joints = self._lbs(betas, global_orient, body_pose, transl, with_vertices)
         else:
             out = self.smpl(
@@ -225,9 +257,13 @@ class BodyModel(torch.nn.Module):
         joints = joints + transl[:, None]
         if not with_vertices:
             return None, joints
-        per_vertex = torch.einsum("vj,bjxy->bvxy", self.smpl.lbs_weights, rel[..., :3, :])
+        from .skinning import skin_dense, skin_sparse
+
         shaped = self.shaped_vertices(betas)
-        verts = (per_vertex[..., :3] @ shaped[..., None])[..., 0] + per_vertex[..., 3]
+        if self._skinning == "sparse":
+            verts = skin_sparse(self._sparse_lbs_weights(), rel[..., :3, :], shaped)
+        else:
+            verts = skin_dense(self.smpl.lbs_weights, rel[..., :3, :], shaped)
         return verts + transl[:, None], joints
 
     def shaped_vertices(self, betas: torch.Tensor) -> torch.Tensor:
@@ -279,7 +315,19 @@ class BodyModel(torch.nn.Module):
         return self._regressors[name]
 
     def regress(self, vertices: torch.Tensor, fmt) -> torch.Tensor:
-        """(B,J,3) joints of format ``fmt`` (e.g. 'h36m17', 'coco17') from vertices (B,V,3)."""
+        """(B,J,3) joints of format ``fmt`` (e.g. 'h36m17', 'coco17') from vertices (B,V,3).
+
+        Integer or numpy vertices are taken in the body's dtype (the regressor is fractional:
+        in integer arithmetic it would silently round to zeros)."""
+        if isinstance(vertices, np.ndarray):
+            vertices = torch.from_numpy(vertices)
+        if not isinstance(vertices, torch.Tensor):
+            raise ValueError(f"vertices must be a torch tensor or numpy array, got "
+                             f"{type(vertices).__name__}")  # fmt: skip
+        if not vertices.is_floating_point():
+            if vertices.dtype == torch.bool or vertices.is_complex():
+                raise ValueError(f"vertices must be real numbers, got {vertices.dtype}")
+            vertices = vertices.to(self.dtype)
         if vertices.ndim != 3 or vertices.shape[1:] != (self.num_vertices, 3):
             raise ValueError(
                 f"vertices must be (B,{self.num_vertices},3), got {tuple(vertices.shape)}"
