@@ -17,12 +17,13 @@ help:  ## list targets
 $(PY):
 	$(PYTHON) -m venv $(VENV)
 
-REQUIREMENTS := requirements.txt requirements-core.txt requirements-ros-pypi.txt requirements-dev.txt
+REQUIREMENTS := requirements.txt requirements-core.txt requirements-ros-pypi.txt requirements-dev.txt requirements-nodeps.txt
 
 $(INSTALLED): $(REQUIREMENTS) setup.py | $(PY)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==2.13.0
 	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps -r requirements-nodeps.txt
 	$(PY) -m pip install -q --no-deps -e .
 	touch $@
 

