@@ -95,16 +95,58 @@ class _ChumpyStub:
         raise ValueError("cannot read a chumpy array from this SMPL file")
 
 
+#: Largest sparse matrix (rows x columns) densified from an SMPL pickle: SMPL's J_regressor
+#: is 24 x 6890 (165k); 2**26 (512 MiB as float64) leaves room for any body while a crafted
+#: file cannot make the conversion allocate terabytes.
+MAX_DENSE_ELEMENTS = 2**26
+
+#: Text encodings numpy's protocol 0-2 pickles use (``_codecs.encode(str, 'latin1')`` turns the
+#: array's raw bytes, stored as text, back into bytes).
+_PICKLE_TEXT_ENCODINGS = ("latin1", "latin-1", "iso-8859-1", "iso8859-1")
+
+
+def _encode_latin1(text, encoding: str = "utf-8", errors: str = "strict") -> bytes:
+    """``_codecs.encode`` restricted to the latin-1 round trip that pickled arrays need."""
+    if not isinstance(text, str) or str(encoding).lower() not in _PICKLE_TEXT_ENCODINGS:
+        raise pickle.UnpicklingError(
+            f"refusing _codecs.encode({type(text).__name__}, {encoding!r}) in an SMPL file"
+        )
+    return text.encode("latin1", errors)
+
+
+def _densify(value, key: str, source: str) -> np.ndarray:
+    """A scipy sparse matrix as a dense array, after checking its size and structure (a crafted
+    shape would otherwise allocate without bound, bad indices would read out of bounds)."""
+    rows, cols = (int(n) for n in value.shape)
+    if rows < 0 or cols < 0 or rows * cols > MAX_DENSE_ELEMENTS:
+        raise ValueError(
+            f"{source}: sparse '{key}' of shape ({rows}, {cols}) is too large to be an SMPL "
+            f"array (limit {MAX_DENSE_ELEMENTS} elements). {HOW_TO_GET}"
+        )
+    try:
+        if hasattr(value, "check_format"):
+            value.check_format(full_check=True)
+        return value.toarray()
+    except (ValueError, TypeError, IndexError, AttributeError) as exc:
+        raise ValueError(f"{source}: malformed sparse '{key}' ({exc}). {HOW_TO_GET}") from None
+
+
 class _SmplUnpickler(pickle.Unpickler):
     # Only what SMPL pickles contain: numpy arrays, scipy sparse matrices, chumpy arrays.
+    # Names as written in the file: Python 2 and protocol <= 2 files name ``copy_reg`` and
+    # ``__builtin__`` (find_class sees them before the py2 -> py3 renaming).
     _ALLOWED = {
-        ("copyreg", "_reconstructor"), ("builtins", "object"), ("__builtin__", "object"),
+        ("copyreg", "_reconstructor"), ("copy_reg", "_reconstructor"),
+        ("builtins", "object"), ("__builtin__", "object"),
         ("numpy", "ndarray"), ("numpy", "dtype"), ("numpy.core.multiarray", "_reconstruct"),
         ("numpy.core.multiarray", "scalar"), ("numpy._core.multiarray", "_reconstruct"),
         ("numpy._core.multiarray", "scalar"), ("numpy", "core.multiarray._reconstruct"),
+        ("numpy.core.numeric", "_frombuffer"), ("numpy._core.numeric", "_frombuffer"),
     }  # fmt: skip
 
     def find_class(self, module: str, name: str):
+        if (module, name) == ("_codecs", "encode"):
+            return _encode_latin1
         if module.startswith("chumpy"):
             return _ChumpyStub
         if module.startswith("scipy.sparse") and name in (
@@ -141,7 +183,7 @@ def convert_pkl_to_npz(
     try:
         with open(pkl_path, "rb") as handle:
             raw = _SmplUnpickler(handle, encoding="latin1").load()
-    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError) as exc:
+    except (pickle.UnpicklingError, EOFError, AttributeError, ImportError, TypeError) as exc:
         raise ValueError(f"{pkl_path}: not a readable SMPL pickle ({exc}). {HOW_TO_GET}") from exc
     if not isinstance(raw, dict):
         raise ValueError(f"{pkl_path}: expected a dict of arrays, got {type(raw).__name__}.")
@@ -150,7 +192,7 @@ def convert_pkl_to_npz(
         if isinstance(value, _ChumpyStub):
             value = value.to_array()
         elif scipy.sparse.issparse(value):
-            value = value.toarray()
+            value = _densify(value, str(key), str(pkl_path))
         if isinstance(value, np.ndarray) and value.dtype != object:
             arrays[key] = value
     validate_model_arrays(arrays, str(pkl_path))

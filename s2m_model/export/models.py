@@ -29,6 +29,7 @@ model names.
 from __future__ import annotations
 
 import os
+import pickle
 from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
@@ -96,7 +97,11 @@ def load_state_dict_checkpoint(module: torch.nn.Module, path: str | Path) -> Non
     try:
         data: Any = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - torch raises pickle/zip/runtime errors alike
-        raise ValueError(f"cannot read checkpoint {path}: {exc}") from exc
+        if isinstance(exc, pickle.UnpicklingError):  # not torch's tip to load unsafely
+            exc = ("it holds Python objects besides tensors, which s2m never unpickles (that "
+                   "can run code); re-save it as a plain state dict: "
+                   "torch.save(model.state_dict(), path)")  # fmt: skip
+        raise ValueError(f"cannot read checkpoint {path}: {exc}") from None
     if isinstance(data, dict):
         for key in ("state_dict", "model"):
             if isinstance(data.get(key), dict):

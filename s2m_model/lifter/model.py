@@ -27,6 +27,7 @@ bone lengths sum to that of the body model's mean skeleton (``config.mean_bone_s
 from __future__ import annotations
 
 import math
+import pickle
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any, NamedTuple
@@ -472,6 +473,12 @@ def save_checkpoint(lifter: Lifter, path: str | Path, extra: dict[str, Any] | No
     return path
 
 
+_UNSAFE_CHECKPOINT = (
+    "it holds Python objects besides tensors, which s2m never unpickles (that can run code); "
+    "re-save the weights as a plain state dict: torch.save(model.state_dict(), path)"
+)
+
+
 def read_checkpoint(path: str | Path) -> dict[str, Any]:
     """Load and check a lifter checkpoint dict (never unpickles code).
 
@@ -484,8 +491,10 @@ def read_checkpoint(path: str | Path) -> dict[str, Any]:
     try:
         data = torch.load(path, map_location="cpu", weights_only=True)
     except Exception as exc:  # noqa: BLE001 - zip, pickle and runtime errors look alike here
+        if isinstance(exc, pickle.UnpicklingError):  # not torch's tip to load unsafely
+            exc = _UNSAFE_CHECKPOINT
         raise ValueError(f"cannot read lifter checkpoint {path} (corrupt or not a torch file): "
-                         f"{exc}") from exc
+                         f"{exc}") from None
     if not isinstance(data, dict) or data.get("kind") != CHECKPOINT_KIND:
         raise ValueError(f"{path} is not an s2m lifter checkpoint (no kind={CHECKPOINT_KIND!r})")
     if data.get("version") != CHECKPOINT_VERSION:
