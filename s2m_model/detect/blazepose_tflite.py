@@ -1,0 +1,394 @@
+"""Multi-person BlazePose: MediaPipe's shipped TFLite models run top-down with LiteRT.
+
+The legacy ``mp.solutions.pose`` graph tracks one person. Here the two models inside the
+mediapipe 0.10.21 wheel (found with :mod:`importlib.resources`, never downloaded) are run
+directly through ``ai-edge-litert`` (XNNPACK CPU delegate), re-creating MediaPipe's graphs
+(``pose_detection_cpu.pbtxt``, ``pose_detection_to_roi.pbtxt``,
+``pose_landmark_by_roi_cpu.pbtxt``, ``tensors_to_pose_landmarks_and_segmentation.pbtxt``):
+
+1. **Person detector** ``pose_detection.tflite``
+   (:class:`~s2m_model.detect.blazepose_person.BlazePoseBoxDetector`: SSD anchors, decoding,
+   weighted NMS, optional tiles for small people), or any other
+   :class:`~s2m_model.detect.person.PersonDetector`.
+2. **ROI** (:meth:`Roi.from_alignment`): centred on the hip centre, side 2 x |scale point - hip|
+   x 1.25, rotated so the hip -> scale point vector points up.
+3. **Landmarks** ``pose_landmark_full.tflite`` (:class:`BlazePoseLandmarker`) on each ROI
+   resampled to 256x256 (edge pixels replicated, values in [0, 1]): 39 landmarks (33 BlazePose
+   + 6 auxiliary) x (x, y, z, visibility logit, presence logit) in crop pixels, refined from the
+   64x64 heatmaps (7x7 window, as ``RefineLandmarksFromHeatmapCalculator``), the pose-presence
+   score (threshold 0.5), the person mask and 33 world landmarks (metres, rotated by the ROI
+   rotation), mapped back to the image.
+
+:class:`BlazePoseTFLite` combines them into an s2m :class:`~s2m_model.detect.base.Detector`
+returning up to ``max_people`` :class:`~s2m_model.detect.base.Detection` objects, built by the
+same :func:`~s2m_model.detect.mediapipe_pose.landmarks_to_detection` as the legacy backend. In
+video mode (default) the ROIs of the previous frame's people (from their auxiliary landmarks,
+as the legacy graph does) are tried too, so a person the detector misses for a frame is kept.
+"""
+
+from __future__ import annotations
+
+import logging
+import math
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import numpy as np
+
+from s2m_model.detect.base import Detection
+from s2m_model.detect.blazepose_person import (
+    BlazePoseBoxDetector,
+    make_interpreter,
+    mediapipe_model_path,
+    sigmoid,
+)
+from s2m_model.detect.mediapipe_pose import landmarks_to_detection
+from s2m_model.detect.person import PersonBox, PersonDetector, Roi
+from s2m_model.image import MAX_IMAGE_SIDE, validate_image
+
+log = logging.getLogger(__name__)
+
+LANDMARK_MODEL = "modules/pose_landmark/pose_landmark_full.tflite"
+LANDMARK_SIZE = 256
+NUM_LANDMARKS = 39
+"""33 BlazePose landmarks + 6 auxiliary (33, 34: full-body ROI points; 35, 36: upper body)."""
+ROI_SCALE = 1.25
+"""MediaPipe's ROI margin (``RectTransformationCalculator`` scale_x/scale_y)."""
+
+
+# ------------------------------------------------------------------ landmarks on ROIs
+
+
+@dataclass
+class PoseLandmarks:
+    """Landmarks of one person from one ROI, in image coordinates.
+
+    Attributes:
+        landmarks: ``(39, 5)`` float32 — x, y (pixels), z (pixels at the scale of x, relative
+            to the hips; smaller = closer), visibility and presence in [0, 1]. Rows 33-38 are
+            the auxiliary ROI points.
+        world: ``(33, 3)`` float32 metres, origin at the hip midpoint, camera-aligned axes.
+        presence: the model's pose-presence score in [0, 1].
+        roi: the ROI the landmarks were computed on.
+        mask: ``(H, W)`` float32 person probability, zero outside the ROI, or ``None``.
+    """
+
+    landmarks: np.ndarray
+    world: np.ndarray
+    presence: float
+    roi: Roi
+    mask: np.ndarray | None = None
+
+    def next_roi(self) -> Roi:
+        """The ROI for the next frame from the auxiliary full-body points (legacy tracking)."""
+        return Roi.from_alignment(self.landmarks[33, :2], self.landmarks[34, :2], scale=ROI_SCALE)
+
+
+def refine_from_heatmap(
+    xy: np.ndarray, heatmap: np.ndarray, kernel: int = 7, min_confidence: float = 0.5
+) -> np.ndarray:
+    """MediaPipe's ``RefineLandmarksFromHeatmapCalculator``: each landmark moves to the
+    sigmoid-weighted mean of the ``kernel`` window of its heatmap around it.
+
+    Args:
+        xy: ``(L, 2)`` landmarks normalised to the crop ([0, 1]).
+        heatmap: ``(h, w, L)`` logits.
+
+    Returns:
+        ``(L, 2)`` refined normalised landmarks (unchanged where the window's peak confidence
+        is below ``min_confidence`` or the landmark lies outside the heatmap).
+    """
+    h, w, n = heatmap.shape
+    out = np.array(xy, dtype=np.float64, copy=True)
+    half = (kernel - 1) // 2
+    for i in range(min(n, len(out))):
+        col, row = int(out[i, 0] * w), int(out[i, 1] * h)
+        if not (0 <= col < w and 0 <= row < h):
+            continue
+        r0, r1 = max(0, row - half), min(h, row + half + 1)
+        c0, c1 = max(0, col - half), min(w, col + half + 1)
+        conf = sigmoid(heatmap[r0:r1, c0:c1, i])
+        total = conf.sum()
+        if conf.max() < min_confidence or total <= 0:
+            continue
+        rows, cols = np.mgrid[r0:r1, c0:c1]
+        out[i] = ((conf * cols).sum() / total / w, (conf * rows).sum() / total / h)
+    return out
+
+
+class BlazePoseLandmarker:
+    """BlazePose "full" landmarks (``pose_landmark_full.tflite``) on one ROI at a time.
+
+    Args:
+        refine_heatmap: refine the landmarks with the heatmaps (as MediaPipe does).
+        num_threads: LiteRT threads (None: the runtime's default).
+    """
+
+    def __init__(self, *, refine_heatmap: bool = True, num_threads: int | None = None) -> None:
+        self.refine_heatmap = bool(refine_heatmap)
+        self._interp = make_interpreter(mediapipe_model_path(LANDMARK_MODEL), num_threads)
+        self._input = self._interp.get_input_details()[0]["index"]
+        by_shape = {tuple(d["shape"][1:]): d["index"] for d in self._interp.get_output_details()}
+        self._out = {
+            "landmarks": by_shape[(NUM_LANDMARKS * 5,)],
+            "presence": by_shape[(1,)],
+            "mask": by_shape[(LANDMARK_SIZE, LANDMARK_SIZE, 1)],
+            "heatmap": by_shape[(64, 64, NUM_LANDMARKS)],
+            "world": by_shape[(NUM_LANDMARKS * 3,)],
+        }
+        self._lock = threading.Lock()
+
+    def run(self, rgb: np.ndarray, roi: Roi, *, with_mask: bool = False,
+            min_presence: float = 0.5) -> PoseLandmarks | None:
+        """Landmarks of the person in ``roi`` of ``rgb`` (``(H, W, 3)`` uint8), or ``None``
+        when the pose-presence score is below ``min_presence``."""
+        crop = roi.crop(rgb, LANDMARK_SIZE, border="replicate")
+        tensor = crop.astype(np.float32)[None] * (1.0 / 255.0)
+        with self._lock:
+            if self._interp is None:
+                raise RuntimeError("BlazePoseLandmarker is closed")
+            self._interp.set_tensor(self._input, tensor)
+            self._interp.invoke()
+            presence = float(self._interp.get_tensor(self._out["presence"]).reshape(-1)[0])
+            if presence < min_presence:
+                return None
+            raw = self._interp.get_tensor(self._out["landmarks"]).reshape(NUM_LANDMARKS, 5)
+            world_raw = self._interp.get_tensor(self._out["world"]).reshape(NUM_LANDMARKS, 3)
+            heatmap = (self._interp.get_tensor(self._out["heatmap"])[0]
+                       if self.refine_heatmap else None)
+            mask_logits = (self._interp.get_tensor(self._out["mask"])[0, :, :, 0]
+                           if with_mask else None)
+        xy = raw[:, :2].astype(np.float64) / LANDMARK_SIZE
+        if heatmap is not None:
+            xy = refine_from_heatmap(xy, heatmap)
+        to_image = roi.crop_to_image(1)  # normalised crop -> image pixels
+        out = np.empty((NUM_LANDMARKS, 5), dtype=np.float32)
+        out[:, :2] = xy @ to_image[:, :2].T + to_image[:, 2]
+        out[:, 2] = raw[:, 2] / LANDMARK_SIZE * roi.size
+        out[:, 3:5] = sigmoid(raw[:, 3:5])
+        c, s = math.cos(roi.rotation), math.sin(roi.rotation)
+        world = world_raw[:33].astype(np.float64)
+        world[:, :2] = world[:, :2] @ np.array([[c, -s], [s, c]]).T
+        mask = None
+        if mask_logits is not None:
+            mask = paste_crop(sigmoid(mask_logits).astype(np.float32), roi, rgb.shape[:2])
+        return PoseLandmarks(out, world.astype(np.float32), presence, roi, mask)
+
+    def close(self) -> None:
+        """Free the interpreter; further calls raise RuntimeError."""
+        with self._lock:
+            self._interp = None
+
+
+def paste_crop(crop: np.ndarray, roi: Roi, shape: tuple[int, int]) -> np.ndarray:
+    """Warp a square ``crop`` (``(S, S)``) of ``roi`` back into an ``(H, W)`` image, 0 outside."""
+    import cv2
+
+    size = crop.shape[0]
+    m = roi.image_to_crop(size)
+    # Index convention for OpenCV: pixel centres at +0.5 (see Roi.crop).
+    m_idx = m.copy()
+    m_idx[:, 2] = m[:, 2] + m[:, :2] @ np.array([0.5, 0.5]) - 0.5
+    return cv2.warpAffine(
+        crop, m_idx, (int(shape[1]), int(shape[0])), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT, borderValue=0.0,
+    )
+
+
+# ------------------------------------------------------------------ the multi-person detector
+
+
+class BlazePoseTFLite:
+    """Up to ``max_people`` people per image: person detector -> ROI -> BlazePose landmarks.
+
+    ``detect`` returns :class:`~s2m_model.detect.base.Detection` objects exactly like the
+    legacy :class:`~s2m_model.detect.mediapipe_pose.MediaPipeDetector` (COCO-17 keypoints with
+    visibility as confidence, BlazePose extras, all 33 landmarks, world landmarks and, with
+    ``enable_segmentation``, a per-person mask that is zero outside the person's ROI), best
+    first by :attr:`Detection.score` (mean landmark visibility).
+
+    Args:
+        max_people: at most this many people per image (default 6).
+        min_detection_confidence: person-detector threshold (as the legacy option).
+        min_presence: landmark-model pose-presence threshold (the legacy
+            ``min_tracking_confidence``); crops below it are dropped.
+        static_image_mode: ``False`` (video): also try the previous frame's ROIs (from the
+            auxiliary landmarks, as MediaPipe tracks), which keeps people through detector
+            misses; frames must then come from one stream in order (:meth:`reset` between).
+        enable_segmentation: compute per-person masks (one extra warp per person).
+        tiles: detector tiles for small people (see
+            :class:`~s2m_model.detect.blazepose_person.BlazePoseBoxDetector`); in video mode
+            ``tiles_per_frame`` of them run per frame (round robin), in static mode all.
+            Default 2 (2 x 2 tiles): the model mostly finds one, central, person per pass,
+            so without tiles people beside a central one are missed.
+        tiles_per_frame: tiles per frame in video mode.
+        person_detector: another :class:`~s2m_model.detect.person.PersonDetector` (e.g. HOG,
+            or one of the user's) instead of BlazePose's; its boxes become ROIs through
+            :meth:`Roi.from_box` (scale ``box_roi_scale``) unless they carry BlazePose's
+            alignment keypoints.
+        box_roi_scale: ROI side / longer box side for keypoint-less boxes.
+        dedupe_distance: two results whose visible landmarks lie closer than this (mean, as a
+            fraction of the landmark box size) are one person seen twice.
+        num_threads: LiteRT threads per model (None: the runtime's default).
+        max_side: largest accepted image side in pixels.
+
+    Thread safety: one frame at a time (a lock); use one detector per stream.
+
+    Raises:
+        ValueError: invalid options. FileNotFoundError / ImportError when the models or LiteRT
+            are missing (with what to install).
+    """
+
+    def __init__(
+        self,
+        *,
+        max_people: int = 6,
+        min_detection_confidence: float = 0.5,
+        min_presence: float = 0.5,
+        static_image_mode: bool = False,
+        enable_segmentation: bool = True,
+        tiles: int | Sequence[int] = 2,
+        tiles_per_frame: int = 1,
+        person_detector: PersonDetector | None = None,
+        box_roi_scale: float = 1.1,
+        dedupe_distance: float = 0.1,
+        num_threads: int | None = None,
+        max_side: int = MAX_IMAGE_SIDE,
+    ) -> None:
+        if max_people < 1:
+            raise ValueError(f"max_people must be >= 1, got {max_people}")
+        for name, value in (("min_detection_confidence", min_detection_confidence),
+                            ("min_presence", min_presence), ("dedupe_distance", dedupe_distance)):
+            if not 0.0 <= float(value) <= 1.0:
+                raise ValueError(f"{name} must be in [0, 1], got {value}")
+        if not box_roi_scale > 0:
+            raise ValueError(f"box_roi_scale must be > 0, got {box_roi_scale}")
+        self.max_people = int(max_people)
+        self.min_presence = float(min_presence)
+        self.static_image_mode = bool(static_image_mode)
+        self.enable_segmentation = bool(enable_segmentation)
+        self.box_roi_scale = float(box_roi_scale)
+        self.dedupe_distance = float(dedupe_distance)
+        self.max_side = int(max_side)
+        self.person_detector: PersonDetector = person_detector or BlazePoseBoxDetector(
+            min_score=min_detection_confidence, max_people=max_people, tiles=tiles,
+            tiles_per_call=None if static_image_mode else tiles_per_frame,
+            num_threads=num_threads,
+        )
+        self.landmarker = BlazePoseLandmarker(num_threads=num_threads)
+        self._prev_rois: list[Roi] = []
+        self._lock = threading.Lock()
+        self._closed = False
+        self.last_rois: list[Roi] = []
+        """The ROIs the landmark model ran on in the last call (for overlays and debugging)."""
+
+    def roi_for(self, person: PersonBox) -> Roi:
+        """The landmark ROI of a person-detector result."""
+        if person.keypoints is not None and len(person.keypoints) >= 2:
+            return Roi.from_alignment(person.keypoints[0], person.keypoints[1], scale=ROI_SCALE)
+        return Roi.from_box(person.box, scale=self.box_roi_scale)
+
+    def detect_landmarks(self, image: np.ndarray) -> list[PoseLandmarks]:
+        """The raw per-person landmarks (image pixels), best presence first."""
+        rgb = validate_image(image, max_side=self.max_side)
+        with self._lock:
+            if self._closed:
+                raise RuntimeError("BlazePoseTFLite is closed")
+            people = self.person_detector.detect_people(rgb)
+            tracked = [] if self.static_image_mode else list(self._prev_rois)
+            # A detector ROI on a person already tracked from the previous frame is the same
+            # person: skip its landmark run (~20 ms per person).
+            fresh = [r for r in (self.roi_for(p) for p in people)
+                     if not any(same_roi(r, t) for t in tracked)]
+            rois = tracked + fresh
+            results: list[PoseLandmarks] = []
+            for roi in rois:
+                if len(results) >= self.max_people:
+                    break
+                found = self.landmarker.run(rgb, roi, with_mask=self.enable_segmentation,
+                                            min_presence=self.min_presence)
+                if found is None or any(
+                        same_landmarks(found.landmarks, r.landmarks, self.dedupe_distance)
+                        or is_fragment(found.landmarks, r.landmarks) for r in results):
+                    continue
+                results.append(found)
+            self.last_rois = rois
+            self._prev_rois = [] if self.static_image_mode else [r.next_roi() for r in results]
+        return results
+
+    def detect(self, image: np.ndarray) -> list[Detection]:
+        """Everyone found in ``image`` (see :meth:`s2m_model.detect.base.Detector.detect`)."""
+        rgb = validate_image(image, max_side=self.max_side)
+        height, width = rgb.shape[:2]
+        out = []
+        for found in self.detect_landmarks(rgb):
+            lm = found.landmarks[:33, :4].astype(np.float64)
+            norm = np.column_stack([lm[:, 0] / width, lm[:, 1] / height, lm[:, 2] / width,
+                                    lm[:, 3]])
+            out.append(landmarks_to_detection(norm, width, height, world=found.world,
+                                              mask=found.mask))
+        out.sort(key=lambda d: -d.score)
+        return out
+
+    def reset(self) -> None:
+        """Forget the previous frame's ROIs (start of a new stream)."""
+        with self._lock:
+            self._prev_rois = []
+            reset = getattr(self.person_detector, "reset", None)
+            if callable(reset):
+                reset()
+
+    def close(self) -> None:
+        """Free the models; further ``detect`` calls raise RuntimeError."""
+        with self._lock:
+            self._closed = True
+            self.person_detector.close()
+            self.landmarker.close()
+
+    def __enter__(self) -> BlazePoseTFLite:
+        return self
+
+    def __exit__(self, *exc_info) -> None:
+        self.close()
+
+
+def landmark_box(landmarks: np.ndarray, min_visibility: float = 0.5) -> np.ndarray:
+    """``(4,)`` extent of ``(L, >=4)`` landmarks (x, y, z, visibility) with visibility >=
+    ``min_visibility`` (all of them if none), not clipped."""
+    seen = landmarks[:, 3] >= min_visibility
+    xy = landmarks[seen, :2] if seen.any() else landmarks[:, :2]
+    return np.concatenate([xy.min(0), xy.max(0)]).astype(np.float64)
+
+
+def same_roi(a: Roi, b: Roi, *, centre_tol: float = 0.25, size_ratio: float = 1.5) -> bool:
+    """Whether two ROIs frame the same person: centres closer than ``centre_tol`` x the smaller
+    side and sides within a factor ``size_ratio``."""
+    small, large = sorted((a.size, b.size))
+    near = math.hypot(a.cx - b.cx, a.cy - b.cy) < centre_tol * small
+    return near and large <= size_ratio * small
+
+
+def same_landmarks(a: np.ndarray, b: np.ndarray, tolerance: float = 0.1) -> bool:
+    """Whether two ``(L, >=4)`` landmark sets (x, y, z, visibility) are one person: the mean
+    distance of the landmarks visible in both is below ``tolerance`` x the box diagonal."""
+    seen = (a[:33, 3] >= 0.5) & (b[:33, 3] >= 0.5)
+    if seen.sum() < 3:
+        seen = np.ones(min(len(a), len(b), 33), dtype=bool)
+    box = landmark_box(a[:33])
+    diag = max(float(np.hypot(box[2] - box[0], box[3] - box[1])), 1.0)
+    dist = np.linalg.norm(a[:33][seen, :2] - b[:33][seen, :2], axis=1).mean()
+    return bool(dist < tolerance * diag)
+
+
+def is_fragment(part: np.ndarray, whole: np.ndarray, *, inside: float = 0.8,
+                area_ratio: float = 0.5) -> bool:
+    """Whether landmarks ``part`` are a piece of the person ``whole`` seen again (e.g. a tile
+    that cut the person): ``part``'s landmark box lies mostly (``inside``) in ``whole``'s and is
+    less than ``area_ratio`` of its area. Two similar-sized people crossing are not fragments."""
+    a, b = landmark_box(part[:33]), landmark_box(whole[:33])
+    area_a = max((a[2] - a[0]) * (a[3] - a[1]), 1e-6)
+    area_b = max((b[2] - b[0]) * (b[3] - b[1]), 1e-6)
+    w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
+    h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
+    return bool(w * h / area_a > inside and area_a < area_ratio * area_b)
