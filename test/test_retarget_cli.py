@@ -105,3 +105,50 @@ def test_bvh_clip_on_g1(tmp_path, shared_data):
     assert summary["joint_limit_violations"] == 0 == summary["velocity_limit_violations"]
     assert summary["input_kind"] == "bvh" and summary["temporal_filter"] is False
     assert summary["end_effector_err_mm"]["feet"]["median"] < 50
+
+
+class _FakePipeline:
+    """Stands in for :class:`s2m_model.pipeline.Pipeline`: the synthetic wave, one person."""
+
+    def __init__(self, config=None):
+        folder = _FakePipeline.folder
+        self.frames = [np.load(f) for f in sorted((folder / "results").glob("*.npz"))]
+        self.i = 0
+
+    def process(self, image, camera=None, stamp=None):
+        from types import SimpleNamespace
+
+        f = self.frames[self.i % len(self.frames)]
+        self.i += 1
+        kp = np.full((17, 3), 0.9)
+        kp[:, 0], kp[:, 1] = image.shape[1] / 2, image.shape[0] / 2
+        return [SimpleNamespace(track_id=3, global_orient=f["global_orient"][0],
+                                body_pose=f["body_pose"][0], joints=f["joints"][0],
+                                solved=f["solved"][0], keypoints_2d=kp)]  # fmt: skip
+
+    def close(self):
+        pass
+
+
+def test_image_folder_view_has_the_camera_image(tmp_path, monkeypatch):
+    pytest.importorskip("rerun", reason="rerun-sdk is not installed")
+    import imageio.v3 as iio
+    import rerun as rr
+
+    import s2m_model.pipeline as pipeline_module
+
+    _FakePipeline.folder = _results_folder(tmp_path / "fake", frames=6)
+    monkeypatch.setattr(pipeline_module, "Pipeline", _FakePipeline)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(6):
+        iio.imwrite(images / f"{i:03d}.png", np.full((240, 320, 3), 40 * i, np.uint8))
+    out = tmp_path / "out"
+    args = _parse(["retarget", str(images), "--robot", "s2m_humanoid", "--out", str(out),
+                   "--view"])  # fmt: skip
+    assert args.func(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["frames"] == 6 and summary["input_kind"] == "pipeline"
+    schema = rr.dataframe.load_recording(str(out / "viewer.rrd")).schema()
+    entities = {c.entity_path for c in schema.component_columns()}
+    assert {"/camera/image", "/camera/image/keypoints", "/world/robot/pelvis/mesh"} <= entities

@@ -1,5 +1,6 @@
 """Viewer: Rerun recordings of retargeted motion, and the web viewer really rendering them in
-headless Chromium (screenshot with robot and human pixels; skipped without a browser)."""
+headless Chromium (screenshot with robot, human and camera-image pixels; skipped without a
+browser)."""
 
 from __future__ import annotations
 
@@ -20,6 +21,7 @@ pytest.importorskip("mink", reason="mink is not installed")
 
 from s2m_model.retarget import from_smpl, load_robot, retarget_motion, synthetic  # noqa: E402
 from s2m_model.viewer import human_vertices, robot_meshes, write_recording  # noqa: E402
+from s2m_model.viewer.camera_frames import CameraFrames  # noqa: E402
 from s2m_model.viewer.serve import serve_web  # noqa: E402
 
 BROWSER = shutil.which("chromium") or shutil.which("chromium-browser")
@@ -44,6 +46,64 @@ def test_recording_of_the_urdf_robot(tmp_path):
     motion, result = _clip(robot)
     path = write_recording(tmp_path, robot, result, motion)
     assert path.name == "viewer.rrd" and path.stat().st_size > 10_000
+
+
+def _entities(path) -> set[str]:
+    import rerun as rr
+
+    schema = rr.dataframe.load_recording(str(path)).schema()
+    return {c.entity_path for c in schema.component_columns()}
+
+
+GREEN = (20, 230, 20)  # the test's camera image: a colour nothing else in the scene has
+
+
+def _camera(frames: int, width: int = 960, height: int = 720) -> CameraFrames:
+    cam = CameraFrames()
+    kp = np.array([[width / 2, height / 2, 0.9]] * 17)
+    kp[3, 2] = 0.1  # low confidence: not drawn
+    for i in range(frames):
+        cam.add(i, np.full((height, width, 3), GREEN, np.uint8), {1: kp, 2: None})
+    return cam
+
+
+def test_camera_frames_are_downscaled_jpeg_with_scaled_keypoints():
+    cam = _camera(2)
+    assert len(cam) == 2 and cam.size == (480, 360)
+    assert cam.jpeg[0][:2] == b"\xff\xd8"  # JPEG magic
+    assert len(cam.jpeg[0]) < 20_000  # far below the 480x360x3 raw bytes
+    assert set(cam.keypoints[0]) == {1}  # None keypoints skipped
+    np.testing.assert_allclose(cam.keypoints[0][1][0], [240, 180, 0.9])
+    small = CameraFrames()
+    small.add(0, np.zeros((40, 60), np.uint8))  # grey, smaller than max_width: kept as is
+    assert small.size == (60, 40) and 0 not in small.keypoints
+    with pytest.raises(ValueError, match="camera frame"):
+        small.add(1, np.zeros((4, 4, 2), np.uint8))
+    with pytest.raises(ValueError, match="keypoints of track 3"):
+        small.add(1, np.zeros((4, 4, 3), np.uint8), {3: np.zeros((17,))})
+    with pytest.raises(ValueError, match="quality"):
+        CameraFrames(quality=0)
+
+
+def test_recording_with_camera_image_and_keypoints(tmp_path):
+    robot = load_robot("s2m_humanoid")
+    motion, result = _clip(robot, 6)
+    path = write_recording(tmp_path, robot, result, motion, camera=_camera(6))
+    entities = _entities(path)
+    assert {"/camera/image", "/camera/image/keypoints", "/camera/image/bones"} <= entities
+    assert "/world/human/skeleton/joints" in entities and "/world/targets" in entities
+
+
+def test_people_only_recording_for_s2m_run(tmp_path, body):
+    m = synthetic.motion("wave", 4)
+    motion = from_smpl(m["local"], m["joints"], m["t"])
+    path = write_recording(tmp_path, None, None, {1: motion, 4: motion}, body=body,
+                           camera=_camera(4))  # fmt: skip
+    entities = _entities(path)
+    assert {"/world/human/1/mesh", "/world/human/4/skeleton/bones", "/camera/image"} <= entities
+    assert not any(e.startswith(("/world/robot", "/world/ground")) for e in entities)
+    with pytest.raises(ValueError, match="needs its retarget result"):
+        write_recording(tmp_path, load_robot("s2m_humanoid"), None, motion)
 
 
 def test_human_mesh_follows_the_motion(body):
@@ -110,6 +170,11 @@ def _robot_pixels(img: np.ndarray) -> int:
     return int(((b > r + 15) & (g > r) & (b > 110)).sum())  # the light-blue robot
 
 
+def _image_pixels(img: np.ndarray) -> int:
+    r, g, b = img[..., 0], img[..., 1], img[..., 2]
+    return int(((g > 180) & (r < 80) & (b < 80)).sum())  # the green camera image
+
+
 def _human_pixels(img: np.ndarray) -> int:
     r, g, b = img[..., 0], img[..., 1], img[..., 2]
     return int(((r > 150) & (r > g + 40) & (r > b + 60)).sum())  # the orange skeleton
@@ -121,12 +186,13 @@ def test_web_viewer_renders_in_headless_chromium(tmp_path):
     name = "g1" if importlib.util.find_spec("mjlab") else "s2m_humanoid"
     robot = load_robot(name)
     motion, result = _clip(robot, 30)
-    path = write_recording(tmp_path, robot, result, motion)
+    path = write_recording(tmp_path, robot, result, motion, camera=_camera(30))
     web, ws, cdp = _free_port(), _free_port(), _free_port()
     proc, url = serve_web(path, web_port=web, ws_port=ws)
     try:
         image = _screenshot(url, cdp, tmp_path / "profile",
-                            lambda im: _robot_pixels(im) > 1500 and _human_pixels(im) > 100)
+                            lambda im: _robot_pixels(im) > 1500 and _human_pixels(im) > 100
+                            and _image_pixels(im) > 5000)  # fmt: skip
     finally:
         proc.terminate()
         proc.wait(timeout=20)
@@ -136,3 +202,4 @@ def test_web_viewer_renders_in_headless_chromium(tmp_path):
     assert image.std() > 10, "blank page"
     assert _robot_pixels(image) > 1500, f"no robot on screen ({tmp_path / 'viewer.png'})"
     assert _human_pixels(image) > 100, f"no human skeleton on screen ({tmp_path / 'viewer.png'})"
+    assert _image_pixels(image) > 5000, f"no camera image on screen ({tmp_path / 'viewer.png'})"

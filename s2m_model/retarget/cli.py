@@ -53,7 +53,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--no-collision", action="store_true",
                         help="no self-collision avoidance")
     parser.add_argument("--view", action="store_true",
-                        help="also write viewer.rrd (robot, human skeleton and mesh) into --out; "
+                        help="also write viewer.rrd (robot, human skeleton and mesh, camera image "
+                             "of video inputs) into --out; "
                              "view it with python -m s2m_model.viewer.serve (browser)")
 
 
@@ -74,9 +75,15 @@ def run(args: argparse.Namespace) -> int:
     robot = load_robot(args.robot, args.mapping)
     solver = SolverConfig(iterations=args.iterations, velocity_scale=args.velocity_scale,
                           collision=not args.no_collision)  # fmt: skip
+    camera = None
+    if args.view:
+        from s2m_model.viewer.camera_frames import CameraFrames
+
+        camera = CameraFrames()  # filled only by video / image inputs
     start = time.perf_counter()
     motion, info = load_input(args.input, clip=args.clip, track=args.track,
-                              max_frames=args.max_frames, rate_hz=args.rate)  # fmt: skip
+                              max_frames=args.max_frames, rate_hz=args.rate,
+                              on_frame=None if camera is None else camera.add_people)  # fmt: skip
     load_s = time.perf_counter() - start
     use_filter = args.filter == "on" or (args.filter == "auto" and info.get("kind") != "bvh")
     result = retarget_motion(robot, motion, solver=solver, temporal_filter=use_filter)
@@ -92,7 +99,8 @@ def run(args: argparse.Namespace) -> int:
         from s2m_model.viewer import write_recording
 
         body = load_body_model("s2m-free")
-        files["viewer"] = str(write_recording(args.out, robot, result, motion, body=body))
+        files["viewer"] = str(write_recording(args.out, robot, result, motion, body=body,
+                                              camera=camera if camera else None))  # fmt: skip
     console = Console()
     ee = summary["end_effector_err_mm"]
     console.print(

@@ -19,6 +19,7 @@ from __future__ import annotations
 import fnmatch
 import logging
 from collections import Counter
+from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
@@ -34,6 +35,8 @@ log = logging.getLogger(__name__)
 BVH_SUFFIXES = (".bvh", ".bvh.xz", ".bvh.gz")
 #: Default rate (Hz) of the fitted mocap frames (the control loop runs faster and interpolates).
 DEFAULT_RATE_HZ = 30.0
+#: ``on_frame(frame_index, image (H, W, 3) uint8 RGB, pipeline results)``.
+FrameCallback = Callable[[int, np.ndarray, list], None]
 
 
 def _rotvec_local(global_orient: np.ndarray, body_pose: np.ndarray) -> np.ndarray:
@@ -130,8 +133,9 @@ def _select_track(frames: list[dict[str, np.ndarray]], track: int | None) -> int
 
 
 def motion_from_results(
-    frames: list[dict[str, np.ndarray]], track: int | None = None, fps: float = 30.0
-) -> tuple[HumanMotion, dict[str, Any]]:
+    frames: list[dict[str, np.ndarray]], track: int | None = None, fps: float = 30.0,
+    align_heading: bool = True,
+) -> tuple[HumanMotion, dict[str, Any]]:  # fmt: skip
     """Per-frame result arrays (the ``s2m run`` NPZ keys, camera frame) -> one track's motion.
 
     Args:
@@ -140,6 +144,8 @@ def motion_from_results(
             ``stamp`` (s).
         track: the track id to follow (default: the one present in most frames).
         fps: frame rate used where a frame has no stamp.
+        align_heading: put the first pelvis above the origin facing +x (retargeting); False
+            keeps the camera's position (several people drawn in one scene).
 
     Raises:
         ValueError: no frame has a person, or ``track`` never appears.
@@ -166,7 +172,8 @@ def motion_from_results(
         solved[i] = f["solved"][k] if "solved" in f else True
     if T > 1 and not (np.diff(t) > 0).all():
         t = np.arange(T) / fps  # stamps not increasing (e.g. a folder of photos): use the rate
-    motion = from_smpl(_rotvec_local(go, bp), joints, t, frame="camera", solved=solved)
+    motion = from_smpl(_rotvec_local(go, bp), joints, t, frame="camera", solved=solved,
+                       align_heading=align_heading)  # fmt: skip
     info = {"kind": "results", "track_id": chosen,
             "frames_with_track": int(np.isfinite(joints[:, 0]).all(-1).sum())}  # fmt: skip
     return motion, info
@@ -191,17 +198,24 @@ def load_results_folder(
 
 def run_pipeline(
     source: str | Path, track: int | None = None, max_frames: int | None = None,
-    config: Any = None,
+    config: Any = None, on_frame: FrameCallback | None = None,
 ) -> tuple[HumanMotion, dict[str, Any]]:  # fmt: skip
-    """Run the s2m pipeline on a video / image folder, then follow one track."""
+    """Run the s2m pipeline on a video / image folder, then follow one track.
+
+    ``on_frame(i, image, people)`` is called for each frame (``i`` = 0 .. T-1, the motion's
+    frame index; ``image`` (H, W, 3) uint8 RGB; the pipeline's results), e.g. by
+    :meth:`s2m_model.viewer.camera_frames.CameraFrames.add_people` for the viewer.
+    """
     from s2m_model.image import iter_frames
     from s2m_model.pipeline import Pipeline, PipelineConfig
 
     pipe = Pipeline(config or PipelineConfig())
     frames: list[dict[str, np.ndarray]] = []
     try:
-        for _, stamp, image in iter_frames(source, max_frames=max_frames):
+        for i, (_, stamp, image) in enumerate(iter_frames(source, max_frames=max_frames)):
             people = pipe.process(image, stamp=stamp)
+            if on_frame is not None:
+                on_frame(i, image, people)
             frames.append({
                 "track_id": np.array([p.track_id for p in people], np.int64),
                 "global_orient": np.array([p.global_orient for p in people]).reshape(-1, 3),
@@ -220,8 +234,10 @@ def run_pipeline(
 def load_input(
     source: str | Path, *, clip: str | None = None, track: int | None = None,
     max_frames: int | None = None, rate_hz: float = DEFAULT_RATE_HZ,
+    on_frame: FrameCallback | None = None,
 ) -> tuple[HumanMotion, dict[str, Any]]:  # fmt: skip
-    """Dispatch on the kind of ``source`` (see the module docstring)."""
+    """Dispatch on the kind of ``source`` (see the module docstring); ``on_frame`` gets the
+    camera frames of video / image inputs (:func:`run_pipeline`)."""
     from s2m_model.image import VIDEO_SUFFIXES, list_images
 
     path = Path(source)
@@ -235,8 +251,8 @@ def load_input(
     if (path.is_file() and path.suffix.lower() in VIDEO_SUFFIXES) or (
         path.is_dir() and list_images(path)
     ):
-        return run_pipeline(path, track=track, max_frames=max_frames)
-    if path.is_file() and fnmatch.fnmatch(name, "*.*"):
-        return run_pipeline(path, track=track, max_frames=max_frames)  # a single image
+        return run_pipeline(path, track=track, max_frames=max_frames, on_frame=on_frame)
+    if path.is_file() and fnmatch.fnmatch(name, "*.*"):  # a single image
+        return run_pipeline(path, track=track, max_frames=max_frames, on_frame=on_frame)
     raise ValueError(f"{path}: expected a BVH clip, an `s2m run` results folder, a video or "
                      "a folder of images")  # fmt: skip

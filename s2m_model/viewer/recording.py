@@ -12,22 +12,33 @@ Scene (world frame of the robot, z up, metres; one time line ``time`` in seconds
 * ``world/human/skeleton`` — the human joints and bones (the robot-world motion, shifted by
   ``human_offset`` so the two stand side by side);
 * ``world/human/mesh`` — the body mesh, when a body model is given;
-* ``world/targets`` — the IK targets (scaled human joints) on the robot.
+* ``world/targets`` — the IK targets (scaled human joints) on the robot;
+* ``camera/image`` — the camera frame (downscaled JPEG) with its 2D keypoints and bones, in
+  a 2D view beside the 3D one, when camera frames are given
+  (:class:`~s2m_model.viewer.camera_frames.CameraFrames`).
+
+Without a robot (``s2m run --view``) the scene holds the people only (``world/human/<track>``
+when there are several), in the camera's position turned into the z-up world.
 """
 
 from __future__ import annotations
 
+from collections.abc import Mapping
 from pathlib import Path
 from typing import Any
 
 import numpy as np
 
 from s2m_model.smpl_layout import PARENTS
+from s2m_model.viewer.camera_frames import CameraFrames
 
 #: Where the human is drawn relative to the robot (metres, world frame): to the robot's left.
 HUMAN_OFFSET = np.array([0.0, 1.2, 0.0])
 ROBOT_COLOUR = (150, 170, 200)
 HUMAN_COLOUR = (230, 150, 110)
+KEYPOINT_COLOUR = (255, 220, 40)
+#: Keypoints at or below this detector confidence are not drawn.
+KEYPOINT_MIN_CONFIDENCE = 0.3
 
 
 def _geom_mesh(model: Any, g: int) -> tuple[np.ndarray, np.ndarray] | None:
@@ -98,70 +109,130 @@ def write_recording(
     motion: Any,
     *,
     body: Any = None,
+    camera: CameraFrames | None = None,
     name: str = "viewer.rrd",
     max_frames: int = 600,
+    keypoint_format: str = "coco17",
 ) -> Path:
     """Write ``out_dir/name``, a Rerun recording of a retargeted clip (see module docstring).
 
     Args:
-        robot: the :class:`~s2m_model.retarget.robot.Robot`.
-        result: its :class:`~s2m_model.retarget.sequence.RetargetResult`.
-        motion: the :class:`~s2m_model.retarget.human.HumanMotion` that was retargeted.
+        robot: the :class:`~s2m_model.retarget.robot.Robot`, or None (humans only, e.g.
+            ``s2m run --view``: no robot, no ground, humans not shifted).
+        result: its :class:`~s2m_model.retarget.sequence.RetargetResult` (None without robot).
+        motion: the :class:`~s2m_model.retarget.human.HumanMotion` that was retargeted, or
+            ``{track_id: HumanMotion}`` (same frames, same world) to draw several people.
         body: optional SMPL-layout body model: the human mesh is drawn too
             (:func:`human_vertices`).
+        camera: optional camera frames (JPEG + 2D keypoints, indexed like ``motion``'s
+            frames), drawn in a 2D view ``camera`` beside the 3D view.
         max_frames: frames logged at most (evenly spaced), to bound the file size.
+        keypoint_format: skeleton format of the 2D keypoints (bones drawn between them).
 
     Raises:
         ModuleNotFoundError: rerun-sdk is not installed (pip install rerun-sdk==0.22.1).
+        ValueError: a robot without a result, or motions of different lengths.
     """
     import rerun as rr
+    import rerun.blueprint as rrb
 
+    motions = dict(motion) if isinstance(motion, Mapping) else {0: motion}
+    if robot is not None and result is None:
+        raise ValueError("write_recording: a robot needs its retarget result")
+    lengths = {len(m) for m in motions.values()}
+    if len(lengths) > 1:
+        raise ValueError(f"write_recording: motions of different lengths {sorted(lengths)}")
+    if not motions and result is None:
+        raise ValueError("write_recording: nothing to draw (no motion, no result)")
+    t_all = np.asarray(result.t if result is not None else next(iter(motions.values())).t)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     path = out / name
-    rec = rr.new_recording("s2m_retarget")
-    rr.save(str(path), recording=rec)
+    rec = rr.new_recording("s2m_retarget" if robot is not None else "s2m_run")
+    views: list[Any] = [rrb.Spatial3DView(origin="world", name="3D")]
+    if camera is not None and len(camera):
+        views.append(rrb.Spatial2DView(origin="camera", name="camera"))
+    rr.save(str(path), default_blueprint=rrb.Horizontal(*views), recording=rec)
 
     def log(entity: str, value: Any, static: bool = False) -> None:
         rr.log(entity, value, static=static, recording=rec)
 
     log("world", rr.ViewCoordinates.RIGHT_HAND_Z_UP, static=True)
-    ground = np.array([[-2.0, -2.0, 0.0], [2.0, -2.0, 0.0], [2.0, 3.0, 0.0], [-2.0, 3.0, 0.0]])
-    log("world/ground", rr.LineStrips3D([np.vstack([ground, ground[:1]])],
-                                        colors=[(90, 90, 90)]), static=True)  # fmt: skip
-    meshes = robot_meshes(robot)
-    for b, (verts, tri) in meshes.items():
-        log(f"{_body_path(robot, b)}/mesh",
-            rr.Mesh3D(vertex_positions=verts.astype(np.float32), triangle_indices=tri,
-                      albedo_factor=ROBOT_COLOUR), static=True)  # fmt: skip
-    T = len(result.t)
+    meshes: dict[int, tuple[np.ndarray, np.ndarray]] = {}
+    offset = np.zeros(3)
+    if robot is not None:
+        offset = HUMAN_OFFSET
+        ground = np.array([[-2.0, -2.0, 0.0], [2.0, -2.0, 0.0], [2.0, 3.0, 0.0],
+                           [-2.0, 3.0, 0.0]])  # fmt: skip
+        log("world/ground", rr.LineStrips3D([np.vstack([ground, ground[:1]])],
+                                            colors=[(90, 90, 90)]), static=True)  # fmt: skip
+        meshes = robot_meshes(robot)
+        for b, (verts, tri) in meshes.items():
+            log(f"{_body_path(robot, b)}/mesh",
+                rr.Mesh3D(vertex_positions=verts.astype(np.float32), triangle_indices=tri,
+                          albedo_factor=ROBOT_COLOUR), static=True)  # fmt: skip
+    T = len(t_all)
     frames = np.unique(np.linspace(0, T - 1, min(T, max_frames)).round().astype(int))
-    vertices, faces = None, None
+    vertices: dict[int, dict[int, np.ndarray]] = {}
+    faces = None
     if body is not None:
-        vertices = dict(zip(frames.tolist(), human_vertices(motion, body, frames), strict=True))
         faces = np.asarray(body.faces, dtype=np.int64)
+        for track, m in motions.items():
+            vertices[track] = dict(zip(frames.tolist(), human_vertices(m, body, frames),
+                                       strict=True))  # fmt: skip
     bones = [(j, p) for j, p in enumerate(PARENTS) if p >= 0]
+    kp_bones = _keypoint_bones(keypoint_format)
     for i in frames.tolist():
-        rr.set_time_seconds("time", float(result.t[i]), recording=rec)
-        data = robot.forward(robot.qpos(result.q[i], result.root_pos[i], result.root_quat[i]))
-        for b in meshes:
-            log(_body_path(robot, b),
-                rr.Transform3D(translation=data.xpos[b], mat3x3=data.xmat[b].reshape(3, 3)))
-        joints = motion.joints[i] + HUMAN_OFFSET
-        ok = np.isfinite(joints).all(-1)
-        log("world/human/skeleton/joints", rr.Points3D(joints[ok], radii=0.02,
-                                                       colors=[HUMAN_COLOUR]))  # fmt: skip
-        segs = [joints[[p, j]] for j, p in bones if ok[j] and ok[p]]
-        log("world/human/skeleton/bones", rr.LineStrips3D(segs, colors=[HUMAN_COLOUR]))
-        tgt = result.targets[i]
-        log("world/targets", rr.Points3D(tgt[np.isfinite(tgt).all(-1)], radii=0.015,
-                                         colors=[(60, 200, 90)]))  # fmt: skip
-        if vertices is not None and np.isfinite(vertices[i]).all():
-            verts = (vertices[i] + HUMAN_OFFSET).astype(np.float32)
-            log("world/human/mesh", rr.Mesh3D(vertex_positions=verts, triangle_indices=faces,
-                                              albedo_factor=HUMAN_COLOUR))  # fmt: skip
+        rr.set_time_seconds("time", float(t_all[i]), recording=rec)
+        if robot is not None:
+            data = robot.forward(robot.qpos(result.q[i], result.root_pos[i],
+                                            result.root_quat[i]))  # fmt: skip
+            for b in meshes:
+                log(_body_path(robot, b),
+                    rr.Transform3D(translation=data.xpos[b], mat3x3=data.xmat[b].reshape(3, 3)))
+            tgt = result.targets[i]
+            log("world/targets", rr.Points3D(tgt[np.isfinite(tgt).all(-1)], radii=0.015,
+                                             colors=[(60, 200, 90)]))  # fmt: skip
+        for track, m in motions.items():
+            prefix = "world/human" if len(motions) == 1 else f"world/human/{track}"
+            joints = m.joints[i] + offset
+            ok = np.isfinite(joints).all(-1)
+            log(f"{prefix}/skeleton/joints", rr.Points3D(joints[ok], radii=0.02,
+                                                         colors=[HUMAN_COLOUR]))  # fmt: skip
+            segs = [joints[[p, j]] for j, p in bones if ok[j] and ok[p]]
+            log(f"{prefix}/skeleton/bones", rr.LineStrips3D(segs, colors=[HUMAN_COLOUR]))
+            v = vertices.get(track, {}).get(i)
+            if v is not None and np.isfinite(v).all():
+                log(f"{prefix}/mesh", rr.Mesh3D(vertex_positions=(v + offset).astype(np.float32),
+                                                triangle_indices=faces,
+                                                albedo_factor=HUMAN_COLOUR))  # fmt: skip
+            elif v is not None:
+                log(f"{prefix}/mesh", rr.Clear(recursive=False))
+        if camera is not None and i in camera.jpeg:
+            _log_camera(log, camera, i, kp_bones)
     rr.disconnect(recording=rec)
     return path
+
+
+def _keypoint_bones(fmt: str) -> list[tuple[int, int]]:
+    from s2m_model.skeletons import get_format
+
+    return [(j, p) for j, p in enumerate(get_format(fmt).parents) if p >= 0]
+
+
+def _log_camera(log: Any, camera: CameraFrames, i: int, bones: list[tuple[int, int]]) -> None:
+    """The JPEG frame ``i`` and its keypoints (confidence > 0.3) under ``camera/``."""
+    import rerun as rr
+
+    log("camera/image", rr.EncodedImage(contents=camera.jpeg[i], media_type="image/jpeg"))
+    points, segs = [], []
+    for kp in camera.keypoints.get(i, {}).values():
+        ok = np.isfinite(kp).all(-1) & (kp[:, 2] > KEYPOINT_MIN_CONFIDENCE)
+        points.append(kp[ok, :2])
+        segs += [kp[[p, j], :2] for j, p in bones if j < len(kp) and ok[j] and ok[p]]
+    pts = np.concatenate(points) if points else np.zeros((0, 2))
+    log("camera/image/keypoints", rr.Points2D(pts, radii=2.5, colors=[KEYPOINT_COLOUR]))
+    log("camera/image/bones", rr.LineStrips2D(segs, colors=[KEYPOINT_COLOUR]))
 
 
 def human_vertices(motion: Any, body: Any, frames: np.ndarray | None = None) -> np.ndarray:
