@@ -28,7 +28,7 @@ $(INSTALLED): $(REQUIREMENTS) setup.py | $(PY)
 	touch $@
 
 $(MSGS_BUILT): $(INSTALLED) CMakeLists.txt package.xml $(wildcard msg/*.msg) $(wildcard cmake/*.cmake) \
-		$(wildcard cmake/tf2_msgs/* cmake/tf2_msgs/msg/*) tools/build_msgs.sh
+		$(wildcard cmake/tf2_msgs/* cmake/tf2_msgs/msg/* cmake/hri_msgs/* cmake/hri_msgs/msg/*) tools/build_msgs.sh
 	bash tools/build_msgs.sh $(VENV)
 	touch $@
 

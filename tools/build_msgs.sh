@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Build the ROS 2 messages into a Python venv made from the PyPI ROS 2 wheels, with plain cmake
-# (no colcon, no ROS setup.bash): the s2m_ros messages of msg/ and tf2_msgs (no wheel exists).
+# (no colcon, no ROS setup.bash): the s2m_ros messages of msg/, and tf2_msgs and the ROS4HRI
+# hri_msgs subset of cmake/ (no wheels exist).
 #
 #   usage: tools/build_msgs.sh VENV        (the Makefile runs it once after `pip install -e .`)
 #
@@ -54,6 +55,7 @@ build() {
 start=$SECONDS
 # The two projects are independent: build them side by side (about 1.5x faster on 2 cores).
 # tf2_msgs only when the venv has none of its own (a wheel some day), or when we built it.
+# The same for hri_msgs (ROS4HRI): its marker file is one s2m does not build (Skeleton2D is).
 tf2_pid=
 if [[ -f "$VENV/share/tf2_msgs/msg/TFMessage.msg" && ! -f "$BUILD/tf2_msgs/Makefile" ]]; then
   echo "build_msgs.sh: tf2_msgs already in $VENV, not rebuilt"
@@ -61,11 +63,18 @@ else
   build tf2_msgs "$ROOT/cmake/tf2_msgs" &
   tf2_pid=$!
 fi
+hri_pid=
+if [[ -f "$VENV/share/hri_msgs/msg/Skeleton2D.msg" && ! -f "$BUILD/hri_msgs/Makefile" ]]; then
+  echo "build_msgs.sh: hri_msgs already in $VENV, not rebuilt"
+else
+  build hri_msgs "$ROOT/cmake/hri_msgs" &
+  hri_pid=$!
+fi
 s2m_status=0
 build s2m_ros "$ROOT" -DS2M_INSTALL_PYTHON=OFF || s2m_status=$?
-if [[ -n "$tf2_pid" ]]; then
-  wait "$tf2_pid"
-fi
+for pid in $tf2_pid $hri_pid; do
+  wait "$pid" || s2m_status=$?
+done
 if [[ $s2m_status -ne 0 ]]; then
   exit "$s2m_status"
 fi
@@ -75,7 +84,8 @@ fi
 (cd / && "$PY" -c "
 import s2m_ros.msg as m
 from tf2_msgs.msg import TFMessage
+from hri_msgs.msg import IdsList, Skeleton2D
 print('build_msgs.sh: imported', ', '.join(sorted(n for n in dir(m) if n[0].isupper())),
-      '+', TFMessage.__name__)
+      '+', TFMessage.__name__, '+', IdsList.__name__, Skeleton2D.__name__)
 ")
 echo "build_msgs.sh: messages built into $VENV in $((SECONDS - start)) s"
