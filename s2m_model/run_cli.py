@@ -108,6 +108,9 @@ def register(sub: argparse._SubParsersAction) -> None:
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
                         help=f"torch CPU threads for this process (default {DEFAULT_THREADS}: "
                         "the per-frame tensors are tiny, more threads contend with the detector)")
+    parser.add_argument("--view", action="store_true",
+                        help="also write viewer.rrd (people's meshes and skeletons, camera image "
+                        "and keypoints) for the 3D viewer: python -m s2m_model.viewer.serve")
     parser.set_defaults(func=run)
 
 
@@ -274,6 +277,12 @@ def run(args: argparse.Namespace) -> int:
     persons: list[int] = []
     ply_files: list[str] = []
     frames_done = 0
+    view_frames: list[dict[str, Any]] = []
+    view_camera = None
+    if getattr(args, "view", False):
+        from s2m_model.viewer.camera_frames import CameraFrames  # lazy: rerun only with --view
+
+        view_camera = CameraFrames()
     start = time.perf_counter()
     try:
         frames = iter_frames(source, stride=args.stride, max_frames=args.max_frames)
@@ -283,10 +292,11 @@ def run(args: argparse.Namespace) -> int:
             per_frame.append(dict(pipe.last_timings))
             persons.append(len(results))
             name = f"{index:06d}"
-            np.savez_compressed(
-                results_dir / f"{name}.npz",
-                **_result_arrays(results, stamp, args.save_vertices),
-            )
+            arrays = _result_arrays(results, stamp, args.save_vertices)
+            np.savez_compressed(results_dir / f"{name}.npz", **arrays)
+            if view_camera is not None:
+                view_frames.append(arrays)
+                view_camera.add_people(frames_done - 1, frame, results)
             (results_dir / f"{name}.json").write_text(
                 json.dumps(_result_json(index, stamp, results, pipe.last_timings))
             )
@@ -314,6 +324,11 @@ def run(args: argparse.Namespace) -> int:
     if frames_done == 0:
         raise ValueError(f"{source}: no frames could be read")
 
+    view_path = None
+    if view_camera is not None:
+        from s2m_model.viewer.run_view import write_run_recording
+
+        view_path = write_run_recording(out_dir, view_frames, view_camera, fps=fps / args.stride)
     stats = latency_stats(per_frame)
     counts = np.array(persons)
     summary = {
@@ -336,6 +351,7 @@ def run(args: argparse.Namespace) -> int:
             "frames": str(frames_dir) if overlay else None,
             "video": str(video_path) if writer is not None else None,
             "meshes": ply_files,
+            "viewer": str(view_path) if view_path else None,
         },
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
@@ -360,7 +376,11 @@ def run(args: argparse.Namespace) -> int:
     console.print(f"outputs in {out_dir}/ (summary.json, results/"
                   f"{', frames/' if overlay else ''}"
                   f"{', overlay.mp4' if writer is not None else ''}"
-                  f"{', meshes/' if ply_files else ''})")
+                  f"{', meshes/' if ply_files else ''}"
+                  f"{', viewer.rrd' if view_path else ''})")
+    if view_path:
+        console.print(f"3D view: python -m s2m_model.viewer.serve {view_path} (browser) "
+                      f"or rerun {view_path} (native)")
     return 0
 
 

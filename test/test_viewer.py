@@ -203,3 +203,75 @@ def test_web_viewer_renders_in_headless_chromium(tmp_path):
     assert _robot_pixels(image) > 1500, f"no robot on screen ({tmp_path / 'viewer.png'})"
     assert _human_pixels(image) > 100, f"no human skeleton on screen ({tmp_path / 'viewer.png'})"
     assert _image_pixels(image) > 5000, f"no camera image on screen ({tmp_path / 'viewer.png'})"
+
+
+class _FakeRunPipeline:
+    """Stands in for :class:`s2m_model.pipeline.Pipeline` in ``s2m run``: two people doing the
+    synthetic wave, 3 m and 4 m in front of the camera (camera frame, y down)."""
+
+    motion = synthetic.motion("wave", 3)
+
+    def __init__(self, config=None):
+        self.i, self.last_timings, self.counters, self.faces = 0, {"total": 1.0}, {}, None
+
+    def process(self, image, camera=None, stamp=None):
+        from types import SimpleNamespace
+
+        import roma
+        import torch
+
+        to_cam = np.diag([1.0, -1.0, -1.0])
+        local = self.motion["local"][self.i % 3].copy()
+        local[0] = to_cam @ local[0]
+        rotvec = roma.rotmat_to_rotvec(torch.as_tensor(local)).numpy()
+        people = []
+        for track, (x, z) in ((1, (-0.6, 3.0)), (2, (0.6, 4.0))):
+            joints = self.motion["joints"][self.i % 3] @ to_cam.T + np.array([x, 0.8, z])
+            kp = np.full((17, 3), 0.9)
+            kp[:, :2] = (image.shape[1] / 2, image.shape[0] / 2)
+            people.append(SimpleNamespace(
+                track_id=track, betas=np.zeros(10), global_orient=rotvec[0],
+                body_pose=rotvec[1:], transl=joints[0], joints=joints,
+                solved=np.ones(24, bool), confidence=np.ones(24), keypoints_2d=kp,
+                bbox=np.zeros(4), vertices=None, lifter="s2m"))  # fmt: skip
+        self.i += 1
+        return people
+
+    def close(self):
+        pass
+
+
+def test_s2m_run_view_writes_people_and_camera(tmp_path, monkeypatch, capsys):
+    import imageio.v3 as iio
+
+    import s2m_model.pipeline as pipeline_module
+    from s2m_model.cli import main
+
+    monkeypatch.setattr(pipeline_module, "Pipeline", _FakeRunPipeline)
+    images = tmp_path / "images"
+    images.mkdir()
+    for i in range(3):
+        iio.imwrite(images / f"{i:03d}.png", np.full((240, 320, 3), GREEN, np.uint8))
+    out = tmp_path / "out"
+    assert main(["run", str(images), "--out", str(out), "--no-overlay", "--ply-every", "0",
+                 "--view"]) == 0  # fmt: skip
+    assert "python -m s2m_model.viewer.serve" in capsys.readouterr().out
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["outputs"]["viewer"] == str(out / "viewer.rrd")
+    entities = _entities(out / "viewer.rrd")
+    assert {"/world/human/1/mesh", "/world/human/2/skeleton/joints", "/camera/image",
+            "/camera/image/keypoints"} <= entities  # fmt: skip
+    assert not any(e.startswith("/world/robot") for e in entities)
+    # without --view: no recording
+    assert main(["run", str(images), "--out", str(tmp_path / "plain"), "--no-overlay",
+                 "--ply-every", "0"]) == 0  # fmt: skip
+    assert not (tmp_path / "plain" / "viewer.rrd").exists()
+
+
+def test_viewer_import_is_lazy():
+    import subprocess
+    import sys
+
+    code = ("import sys, s2m_model.viewer, s2m_model.retarget.cli; "
+            "assert 'rerun' not in sys.modules, 'rerun imported'")  # fmt: skip
+    subprocess.run([sys.executable, "-c", code], check=True, timeout=120)
