@@ -95,6 +95,46 @@ def build_parser(
     return parser
 
 
+def check_device(device) -> None:
+    """Raise ValueError (one line) when this torch cannot use ``device`` (e.g. ``cuda`` on a
+    CPU-only build, ``cuda:3`` with one GPU, a misspelt name); torch is only imported for a
+    device other than the CPU, so commands without ``--device`` stay fast."""
+    if device is None or str(device) == "cpu":
+        return
+    import torch
+
+    try:
+        dev = torch.device(str(device))
+    except (RuntimeError, ValueError, TypeError) as exc:
+        raise ValueError(f"--device {device!r} is not a torch device ({_one_line(exc)})") from None
+    if dev.type != "cuda":
+        return
+    if not torch.cuda.is_available():
+        build = "a CPU-only build" if torch.version.cuda is None else "a CUDA build, no GPU visible"
+        raise ValueError(f"--device {device}: CUDA is not available (torch {torch.__version__}, "
+                         f"{build}); use --device cpu")  # fmt: skip
+    if dev.index is not None and dev.index >= torch.cuda.device_count():
+        raise ValueError(f"--device {device}: only {torch.cuda.device_count()} CUDA device(s)")
+
+
+def describe_os_error(exc: OSError) -> str:
+    """One line for a file-system error, naming the path and what was expected of it."""
+    import os
+    from pathlib import Path
+
+    if not exc.filename:
+        return _one_line(exc)
+    path = Path(os.fsdecode(exc.filename))
+    if isinstance(exc, (FileExistsError, NotADirectoryError)):
+        # mkdir on (or below) an existing file: typically --out naming a file, not a folder.
+        blocker = next((p for p in (path, *path.parents) if p.is_file()), None)
+        if blocker is not None:
+            return f"{blocker} is a file, but a folder is needed there (check --out)"
+    if isinstance(exc, IsADirectoryError):
+        return f"{path} is a folder, but a file is needed there"
+    return f"{exc.strerror or type(exc).__name__}: {path}"
+
+
 def main(argv: list[str] | None = None) -> int:
     try:
         parser = build_parser()
@@ -107,12 +147,25 @@ def main(argv: list[str] | None = None) -> int:
         format="%(levelname)s %(name)s: %(message)s",
     )
     try:
+        check_device(getattr(args, "device", None))
         return int(args.func(args) or 0)
     except (ValueError, FileNotFoundError, RuntimeError) as exc:
         # User-facing errors: one clear line, no traceback (use -v for details).
         if args.verbose:
             raise
         print(f"s2m {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except OSError as exc:  # --out at a file, unwritable folders, a full disk, ...
+        if args.verbose:
+            raise
+        print(f"s2m {args.command}: error: {describe_os_error(exc)}", file=sys.stderr)
+        return 2
+    except AssertionError as exc:
+        # torch asserts "Torch not compiled with CUDA enabled" for a cuda tensor on a CPU build
+        # (e.g. a cuda device from a config file); other assertions are bugs: traceback.
+        if args.verbose or "CUDA" not in str(exc):
+            raise
+        print(f"s2m {args.command}: error: {_one_line(exc)}; use --device cpu", file=sys.stderr)
         return 2
 
 
