@@ -6,6 +6,8 @@
     ros2 launch s2m_ros live.launch.py camera:=file file:=/data/walk.mp4 rviz:=true
     ros2 launch s2m_ros live.launch.py camera:=none image_topic:=/zed/left/image_rect_color
     ros2 launch s2m_ros live.launch.py input_mode:=skeleton     # Skeleton3D in, no camera
+    ros2 launch s2m_ros live.launch.py retarget:=true            # + s2m_retarget (Unitree G1)
+    ros2 launch s2m_ros live.launch.py retarget:=true robot:=s2m_humanoid
 
 Outputs (namespace ``s2m`` by default, as ``s2m live`` and config/s2m.rviz): /s2m/bodies
 (s2m_ros/BodyArray), /s2m/mesh (s2m_ros/BodyMesh) with /s2m/mesh_faces (latched),
@@ -16,6 +18,10 @@ arguments ``image_topic``, ``camera_info_topic`` and ``input_mode`` override it.
 convention), so the node uses the camera's calibration instead of the ``fov_deg`` pinhole.
 ``pixel_format`` goes to the camera driver ('' = yuyv2rgb for usb_cam, the driver's default
 for v4l2_camera). ``input_mode:=skeleton`` starts no camera or file player.
+``retarget:=true`` also starts ``s2m_retarget`` in the same namespace (bodies in, /s2m/joint_states,
+/s2m/robot_markers and the robot's base TF out) with config/retarget.yaml
+(``retarget_params_file:=`` to replace it; ``robot:=`` overrides its ``robot``); see
+docs/retarget.md.
 FastDDS gets config/fastdds_large_data.xml (``fastdds_profile:=`` to change it) so best-effort
 640x480 images are not lost in its default 512 kB shared-memory segment.
 Needs a ROS 2 distro (launch, launch_ros); camera drivers and rviz2 only when selected.
@@ -151,6 +157,23 @@ def _s2m_node(context, *args, **kwargs) -> list[Node]:
     ]
 
 
+def _retarget_node(context, *args, **kwargs) -> list[Node]:
+    """``s2m_retarget`` next to ``s2m_node`` (same namespace: it reads their ``bodies``)."""
+    if _arg(context, "retarget") != "true":
+        return []
+    overrides = {"robot": _arg(context, "robot")} if _arg(context, "robot") else {}
+    return [
+        Node(
+            package="s2m_ros",
+            executable="s2m_retarget",
+            name="s2m_retarget",
+            namespace=_arg(context, "namespace"),
+            parameters=[_arg(context, "retarget_params_file"), overrides],
+            output="screen",
+        )
+    ]
+
+
 def generate_launch_description() -> LaunchDescription:
     share = FindPackageShare("s2m_ros")
     arguments = [
@@ -190,6 +213,22 @@ def generate_launch_description() -> LaunchDescription:
             description="FastDDS profile for large images ('' = none; an exported "
             "FASTDDS_DEFAULT_PROFILES_FILE wins)",
         ),
+        DeclareLaunchArgument(
+            "retarget",
+            default_value="false",
+            choices=["true", "false"],
+            description="also start s2m_retarget (humanoid robot joint targets from the bodies)",
+        ),
+        DeclareLaunchArgument(
+            "retarget_params_file",
+            default_value=PathJoinSubstitution([share, "config", "retarget.yaml"]),
+        ),
+        DeclareLaunchArgument(
+            "robot",
+            default_value="",
+            description="s2m_retarget robot: g1, s2m_humanoid or a .xml/.urdf path "
+            "('' = the params file's)",
+        ),
         DeclareLaunchArgument("rviz", default_value="false", choices=["true", "false"]),
         DeclareLaunchArgument(
             "rviz_config", default_value=PathJoinSubstitution([share, "config", "s2m.rviz"])
@@ -209,6 +248,7 @@ def generate_launch_description() -> LaunchDescription:
             OpaqueFunction(function=_fastdds_profile),
             OpaqueFunction(function=_camera_nodes),
             OpaqueFunction(function=_s2m_node),
+            OpaqueFunction(function=_retarget_node),
             rviz,
         ]
     )

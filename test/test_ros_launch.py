@@ -70,7 +70,7 @@ def _cmake_executables() -> dict[str, str]:
 def test_launch_file_structure(launch_tree):
     functions = {n.name for n in launch_tree.body if isinstance(n, ast.FunctionDef)}
     assert "generate_launch_description" in functions
-    assert set(_our_nodes(launch_tree)) == {"s2m_node", "s2m_file_source"}
+    assert set(_our_nodes(launch_tree)) == {"s2m_node", "s2m_file_source", "s2m_retarget"}
     # the camera drivers it can start are real ROS 2 packages' executables
     drivers = {
         (kw.get("package"), kw.get("executable"))
@@ -105,7 +105,7 @@ def test_launch_config_files_exist_and_are_installed(launch_tree):
         if isinstance(n, ast.Constant) and isinstance(n.value, str)
         if n.value.endswith((".yaml", ".rviz"))
     }
-    assert referenced == {"live.yaml", "s2m.rviz"}
+    assert referenced == {"live.yaml", "retarget.yaml", "s2m.rviz"}
     for name in referenced:
         assert (REPO / "config" / name).is_file(), name
     # colcon installs config/ and launch/ to share/s2m_ros; setup.py does the same for pip
@@ -126,7 +126,8 @@ def _ros_param_ok(value: object) -> bool:
 
 def test_params_file_matches_launched_nodes(launch_tree):
     params = yaml.safe_load((REPO / "config" / "live.yaml").read_text())
-    names = {kw["name"] for kw in _our_nodes(launch_tree).values()}
+    own_file = {"s2m_retarget"}  # config/retarget.yaml (test_retarget_is_a_launch_option)
+    names = {kw["name"] for kw in _our_nodes(launch_tree).values()} - own_file
     # "/**/<node>" matches the node under any namespace (the launch file uses namespace s2m)
     assert {f"/**/{n}" for n in names} <= set(params), "every s2m node needs a /**/ section"
     for node, section in params.items():
@@ -317,3 +318,31 @@ def test_file_camera_plays_with_the_params_file():
     assert player["__file__"].endswith("config/live.yaml")
     assert player["path"] == "/data/walk.mp4" and player["rate"] == 0.5
     assert player["topic"] == nodes["s2m_node"]["params"]["image_topic"]
+
+
+def test_retarget_is_a_launch_option():
+    """retarget:=true adds s2m_retarget in s2m_node's namespace with config/retarget.yaml; off
+    by default; robot:= overrides the params file's robot."""
+    assert "s2m_retarget" not in _launched()
+    assert _launch_defaults(_load_launch())["retarget"] == "false"
+    nodes = _launched(retarget="true")
+    assert set(nodes) == {"usb_cam_node_exe", "s2m_node", "s2m_retarget"}
+    node = nodes["s2m_retarget"]
+    assert node["package"] == "s2m_ros" and node["name"] == "s2m_retarget"
+    assert node["namespace"] == nodes["s2m_node"]["namespace"] == "s2m"
+    assert node["params"] == {"__file__": "/share/s2m_ros/config/retarget.yaml"}
+    other = _launched(retarget="true", robot="s2m_humanoid", namespace="r1", camera="none",
+                      retarget_params_file="/my/retarget.yaml")["s2m_retarget"]  # fmt: skip
+    assert other["params"] == {"__file__": "/my/retarget.yaml", "robot": "s2m_humanoid"}
+    assert other["namespace"] == "r1"
+    # the params file is a valid ROS params file whose bodies topic is s2m_node's output
+    params = yaml.safe_load((REPO / "config" / "retarget.yaml").read_text())
+    assert set(params) == {"/**/s2m_retarget"}
+    section = params["/**/s2m_retarget"]["ros__parameters"]
+    for key, value in section.items():
+        assert _ros_param_ok(value), f"s2m_retarget.{key} = {value!r} is not a ROS parameter"
+    live = yaml.safe_load((REPO / "config" / "live.yaml").read_text())
+    bodies = live["/**/s2m_node"]["ros__parameters"].get("bodies_topic", "bodies")
+    assert section["bodies_topic"] == bodies and not bodies.startswith("/")
+    # skeleton mode: still retargets (no camera)
+    assert set(_launched(retarget="true", input_mode="skeleton")) == {"s2m_node", "s2m_retarget"}
