@@ -24,7 +24,8 @@ processed frame, empty when nobody is seen), ``mesh`` (s2m_ros/BodyMesh) with ``
 (s2m_ros/MeshFaces, latched), ``markers`` (visualization_msgs/MarkerArray TRIANGLE_LIST meshes,
 at most ``marker_rate_hz``, only while subscribed), per-joint TF on ``/tf`` and
 diagnostic_msgs/DiagnosticArray on ``/diagnostics`` at 1 Hz (rates, per-stage latency, drops,
-errors and the last error text).
+errors and the last error text). With ``hri: true``, also the ROS4HRI (REP-155) body topics
+``/humans/bodies/...`` and TF ``body_<id>`` (:mod:`s2m_ros.hri_publisher`).
 
 Bad frames (unsupported encoding, zero size, wrong step, truncated data, all-NaN skeletons) and
 pipeline exceptions never stop the node: they are counted, reported in the diagnostics and the
@@ -39,7 +40,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from rcl_interfaces.msg import SetParametersResult
 from rclpy.node import Node
@@ -51,6 +52,9 @@ from s2m_ros.frame_queue import FrameQueue
 from s2m_ros.markers import serialized_mesh_markers
 from s2m_ros.params import NODE_NAME, PARAM_SPECS, PARAMS, check_param, check_params, descriptor
 from s2m_ros.processor import FrameOutput, FrameProcessor, StartupError, build_pipeline, warm_up
+
+if TYPE_CHECKING:
+    from s2m_ros.hri_publisher import HriPublisher
 
 TF_TOPIC = "/tf"
 DIAGNOSTICS_TOPIC = "/diagnostics"
@@ -142,6 +146,11 @@ class S2MNode(Node):
         self.pub_tf = self.create_publisher(TFMessage, TF_TOPIC, QoSProfile(depth=100))
         self.pub_diag = self.create_publisher(DiagnosticArray, DIAGNOSTICS_TOPIC, 10)
         self.pub_faces.publish(self.processor.mesh_faces_msg(self.get_clock().now()))
+        self.hri: HriPublisher | None = None
+        if p["hri"]:  # ROS4HRI bodies (s2m_ros.hri_publisher); hri_msgs needed only then
+            from s2m_ros.hri_publisher import HriPublisher
+
+            self.hri = HriPublisher(self, p["output_queue_size"])
 
     def _create_subscriptions(self, p: dict[str, Any]) -> None:
         in_qos = QoSProfile(
@@ -244,6 +253,12 @@ class S2MNode(Node):
             self.pub_mesh.publish(out.mesh)
         if out.tf is not None and p["publish_tf"]:
             self.pub_tf.publish(out.tf)
+        if self.hri is not None:
+            body_tfs = self.hri.publish(out.results, out.header, out.image_size)
+            if body_tfs and p["publish_tf"]:
+                from tf2_msgs.msg import TFMessage
+
+                self.pub_tf.publish(TFMessage(transforms=body_tfs))
         if (
             p["publish_markers"]
             and out.vertices is not None
@@ -283,6 +298,8 @@ class S2MNode(Node):
         self._queue.close()
         if self._worker.is_alive() and self._worker is not threading.current_thread():
             self._worker.join(timeout=10.0)
+        if getattr(self, "hri", None) is not None:
+            self.hri.close()
 
 
 def main(args: list[str] | None = None) -> int:

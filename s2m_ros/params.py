@@ -182,6 +182,8 @@ PARAMS: tuple[ParamSpec, ...] = (
               check=_frame_id("tf_prefix")),
     ParamSpec("publish_diagnostics", True, "publish diagnostic_msgs on /diagnostics at 1 Hz",
               read_only=False),
+    ParamSpec("hri", False, "publish ROS4HRI (REP-155) bodies: /humans/bodies/tracked, "
+              "/humans/bodies/<id>/roi|skeleton2d|joint_states, TF body_<id> (needs hri_msgs)"),
 )  # fmt: skip
 PARAM_SPECS: dict[str, ParamSpec] = {p.name: p for p in PARAMS}
 DEFAULTS: dict[str, Any] = {p.name: p.default for p in PARAMS}

@@ -96,6 +96,7 @@ class FrameOutput:
     tf: Any = None
     vertices: np.ndarray | None = None
     warnings: list[str] = field(default_factory=list)
+    image_size: tuple[int, int] | None = None  # (width, height) of image input; None: skeleton
 
 
 class FrameProcessor:
@@ -178,6 +179,8 @@ class FrameProcessor:
         timings.update({k: float(v) for k, v in stages.items() if k != "total"})
         timings["pipeline"] = (t2 - t1) * 1e3
         out = self._messages(results, stamp_ns, frame_id)
+        if kind != "skeleton":
+            out.image_size = (int(rgb.shape[1]), int(rgb.shape[0]))
         out.timings_ms = {**timings, "convert": (time.perf_counter() - t2) * 1e3}
         return out
 
