@@ -155,6 +155,8 @@ def _hinge_axis(upper: torch.Tensor, lower: torch.Tensor, joint: str) -> torch.T
 def hinge_axis(body, joint: str, betas: torch.Tensor | None = None) -> torch.Tensor:
     """(B,3) the hinge axis DIK assumes for ``joint`` ('left_knee', 'right_elbow', ...), in the
     joint's local (= T-pose world) frame; a pure rotation about it is a pure flexion."""
+    if joint not in REST_HINGE_AXES:
+        raise ValueError(f"no hinge axis for joint {joint!r}; hinges: {', '.join(REST_HINGE_AXES)}")
     rest = body.rest_joints(betas)
     mid = J[joint]
     parent = PARENTS[mid]

@@ -84,3 +84,9 @@ def test_model_with_more_shape_components_loads(tmp_path):
     np.savez(path, **arrays)
     body = load_body_model(path)
     assert body(betas=torch.zeros(2, NUM_BETAS)).vertices.shape[0] == 2
+
+
+@pytest.mark.parametrize("fmt", [None, 17, object()])
+def test_regress_with_a_non_format_is_a_type_error(body32, fmt):
+    with pytest.raises(TypeError, match="fmt must be a skeleton format"):
+        body32.regress(torch.zeros(1, body32.num_vertices, 3), fmt)

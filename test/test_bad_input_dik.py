@@ -90,3 +90,8 @@ def test_wrong_argument_types_raise_clear_errors(body32, kwargs, exc, match):
     args.update(kwargs)
     with pytest.raises(exc, match=match):
         dik.solve(**args)
+
+
+def test_hinge_axis_of_a_non_hinge_joint_is_a_value_error(body32):
+    with pytest.raises(ValueError, match="no hinge axis for joint 'nose'"):
+        dik.hinge_axis(body32, "nose")

@@ -309,7 +309,10 @@ class BodyModel(torch.nn.Module):
         """(J,V) vertex -> joint regressor of a registered skeleton format (name or object)."""
         from .regressors import build_regressor
 
-        name = fmt if isinstance(fmt, str) else fmt.name
+        name = fmt if isinstance(fmt, str) else getattr(fmt, "name", None)
+        if not isinstance(name, str):
+            raise TypeError(f"fmt must be a skeleton format name ('h36m17', 'coco17', ...) or "
+                            f"a SkeletonFormat, got {type(fmt).__name__}")  # fmt: skip
         if name not in self._regressors:
             self._regressors[name] = build_regressor(self, name).to(self.device, self.dtype)
         return self._regressors[name]
