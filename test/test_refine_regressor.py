@@ -17,6 +17,15 @@ from s2m_model.refine.synthetic import sample_bodies
 from s2m_model.skeletons import get_format
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small per-person ops: one thread avoids OpenMP spin-waits on the shared 2-core CI box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def _shifted_definition(body, fmt="h36m17") -> torch.Tensor:
     """(J,V) a different joint definition: half of each fixed row moved onto the front half of
     its own support (joints 1-4 cm towards the body's front surface)."""

@@ -27,6 +27,15 @@ TINY = torch.tensor(
 TINY_FACES = torch.tensor([[0, 1, 2], [1, 3, 2], [4, 5, 3]])
 
 
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small per-person ops: one thread avoids OpenMP spin-waits on the shared 2-core CI box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 @pytest.mark.parametrize("aggregate", ["outline", "softras"])
 @pytest.mark.parametrize("cull", [True, False])
 def test_gradcheck(aggregate, cull):

@@ -1,0 +1,150 @@
+"""Fit to image evidence: point Jacobians, keypoint/3D/mask LM fit, robustness, diagnostics."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import roma
+import torch
+
+from s2m_model import dik
+from s2m_model.camera import Camera
+from s2m_model.data.raster import rasterize
+from s2m_model.eval import metrics
+from s2m_model.refine.endpoints import REFINED
+from s2m_model.refine.fit import FitConfig, ImageFitter
+from s2m_model.refine.points import PointModel
+from s2m_model.refine.silhouette import mask_to_grid
+from s2m_model.refine.synthetic import sample_bodies
+
+CAMERA = Camera.from_fov(640, 480)
+
+
+@pytest.fixture(autouse=True, scope="module")
+def _one_thread():
+    """Small per-person ops: one thread avoids OpenMP spin-waits on the shared 2-core CI box."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def _local(out) -> torch.Tensor:
+    return roma.rotvec_to_rotmat(torch.cat([out.global_orient[:, None], out.body_pose], 1))
+
+
+@pytest.fixture(scope="module")
+def scene(body):
+    """Bodies in front of the camera, noisy COCO keypoints (2 px) and lifted skeleton (3 cm),
+    and DIK on that skeleton with mean shape: the fit's usual start."""
+    out = sample_bodies(body, 8, seed=5, camera=True)
+    g = torch.Generator().manual_seed(0)
+    k = torch.tensor(CAMERA.intrinsics, dtype=out.vertices.dtype)
+    kp = body.regress(out.vertices, "coco17")
+    uv = kp[..., :2] / kp[..., 2:] * k[:2] + k[2:]
+    uv_obs = uv + 2.0 * torch.randn(uv.shape, generator=g, dtype=uv.dtype)
+    truth3d = body.regress(out.vertices, "h36m17")
+    skel = truth3d + 0.03 * torch.randn(truth3d.shape, generator=g, dtype=uv.dtype)
+    return out, uv_obs, skel, truth3d, dik.solve(skel, "h36m17", body)
+
+
+def test_point_model_matches_the_mesh_and_its_jacobians(body):
+    out = sample_bodies(body, 2, seed=1)
+    local = _local(out)
+    pm = PointModel(body, body.regressor("coco17"), dtype=torch.float64)
+    pp = pm.evaluate(local, out.betas, out.transl)
+    assert float((pp.points - body.regress(out.vertices, "coco17")).abs().max()) < 1e-6
+    assert float((pp.joints - out.joints).abs().max()) < 1e-6
+    eps = 1e-6
+    for j in (0, 5, 18):
+        parent = pp.world[:, body.parents[j]] if j else torch.eye(3, dtype=local.dtype)
+        for a in range(3):
+            turn = torch.zeros(3, dtype=local.dtype)
+            turn[a] = eps
+            moved = local.clone()
+            moved[:, j] = parent.mT @ roma.rotvec_to_rotmat(turn) @ parent @ local[:, j]
+            num = (pm.evaluate(moved, out.betas, out.transl, False).points - pp.points) / eps
+            assert float((num - pp.d_rot[:, :, :, j, a]).abs().max()) < 1e-5
+    betas = out.betas.clone()
+    betas[:, 3] += eps
+    num = (pm.evaluate(local, betas, out.transl, False).points - pp.points) / eps
+    assert float((num - pp.d_beta[..., 3]).abs().max()) < 1e-5
+
+
+def test_fit_lowers_reprojection_and_3d_error(body, scene):
+    out, uv, skel, truth3d, r = scene
+    fitter = ImageFitter(body, "coco17", "h36m17")
+    res = fitter.fit(r.rotmats, r.transl, uv, CAMERA, skeleton3d=skel, solved=r.solved)
+    assert float(res.converged.float().mean()) >= 0.75 and int(res.iterations.max()) <= 5
+    assert float(res.reproj_px.mean()) < 0.5 * float(res.reproj_px_start.mean())
+    assert float(res.reproj_px.mean()) < 5.0
+    assert bool((res.cost <= res.cost_start).all())
+
+    def mpjpe(rotmats, transl, betas):
+        pose = roma.rotmat_to_rotvec(rotmats)
+        o = body(betas=betas.to(body.dtype), global_orient=pose[:, 0].to(body.dtype),
+                 body_pose=pose[:, 1:].to(body.dtype), transl=transl.to(body.dtype))  # fmt: skip
+        return float(metrics.mpjpe(body.regress(o.vertices, "h36m17"), truth3d))
+
+    before = mpjpe(r.rotmats, r.transl, torch.zeros(8, 10))
+    after = mpjpe(res.rotmats, res.transl, res.betas)
+    assert after < 0.8 * before, (before, after)
+    assert bool((res.status == REFINED).any(1).all())
+
+
+def test_outliers_and_missing_keypoints(body, scene):
+    out, uv, skel, _, r = scene
+    bad = uv.clone()
+    bad[:, 9] += 150.0  # a left wrist far off
+    conf = torch.ones(8, 17, dtype=uv.dtype)
+    conf[:, 10] = 0.0  # right wrist not detected
+    bad[:, 3] = float("nan")  # left ear missing
+    fitter = ImageFitter(body, "coco17", "h36m17")
+    res = fitter.fit(r.rotmats, r.transl, bad, CAMERA, confidence=conf, skeleton3d=skel)
+    assert bool(torch.isfinite(res.rotmats).all() and torch.isfinite(res.reproj_px).all())
+    # The robust loss keeps the other keypoints near their detections.
+    k = torch.tensor(CAMERA.intrinsics)
+    pm = fitter.points
+    pts = pm.evaluate(res.rotmats, res.betas, res.transl, False).points[:, :17]
+    proj = pts[..., :2] / pts[..., 2:] * k[:2] + k[2:]
+    others = [i for i in range(17) if i not in (3, 9, 10)]
+    err = (proj[:, others] - uv[:, others].float()).norm(dim=-1)
+    assert float(err.mean()) < 6.0
+
+
+def test_mask_term_improves_the_silhouette(body):
+    out = sample_bodies(body, 1, seed=8, camera=True, beta_std=1.5)
+    k = torch.tensor(CAMERA.intrinsics, dtype=out.vertices.dtype)
+    kp = body.regress(out.vertices, "coco17")
+    uv = kp[..., :2] / kp[..., 2:] * k[:2] + k[2:]
+    masks, boxes = [], []
+    for b in range(1):
+        depth, _ = rasterize(out.vertices[b].numpy(), body.faces, CAMERA)
+        ys, xs = np.nonzero(np.isfinite(depth))
+        box = np.array([xs.min() - 8, ys.min() - 8, xs.max() + 8, ys.max() + 8], np.float32)
+        boxes.append(box)
+        masks.append(mask_to_grid(np.isfinite(depth), box, (32, 24)))
+    skel = body.regress(out.vertices, "h36m17")
+    r = dik.solve(skel, "h36m17", body)
+    fitter = ImageFitter(body, "coco17", "h36m17", FitConfig(mask_weight=100.0, iterations=3))
+    mask, box = torch.tensor(np.stack(masks)), torch.tensor(np.stack(boxes))
+    res = fitter.fit(r.rotmats, r.transl, uv, CAMERA, skeleton3d=skel, mask=mask, box=box)
+    assert bool(torch.isfinite(res.iou).all())
+    assert float(res.iou.mean()) > float(res.iou_start.mean())
+
+
+def test_not_converged_is_reported_and_bad_input(body, scene):
+    out, uv, skel, _, r = scene
+    fitter = ImageFitter(body, "coco17", "h36m17", FitConfig(iterations=1))
+    res = fitter.fit(r.rotmats, r.transl, uv, CAMERA, skeleton3d=skel)
+    assert not bool(res.converged.any()) and bool((res.iterations == 1).all())
+    with pytest.raises(ValueError, match="keypoints"):
+        fitter.fit(r.rotmats, r.transl, uv[:, :5], CAMERA)
+    with pytest.raises(ValueError, match="rotmats"):
+        fitter.fit(r.rotmats[:, :3], r.transl, uv, CAMERA)
+    with pytest.raises(ValueError, match="camera"):
+        fitter.fit(r.rotmats, r.transl, uv, torch.ones(3))
+    with pytest.raises(ValueError, match="iterations"):
+        FitConfig(iterations=0)
+    with pytest.raises(ValueError, match="regressor"):
+        PointModel(body, torch.zeros(3, 5))
