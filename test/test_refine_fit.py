@@ -148,3 +148,32 @@ def test_not_converged_is_reported_and_bad_input(body, scene):
         FitConfig(iterations=0)
     with pytest.raises(ValueError, match="regressor"):
         PointModel(body, torch.zeros(3, 5))
+
+
+def test_refiner_end_to_end(body, scene):
+    from s2m_model.refine import DEFAULT, REFINED, RefineConfig, Refiner
+
+    out, uv, skel, _, r = scene
+    points = body.regress(out.vertices, "blazepose33")
+    refiner = Refiner(body, "h36m17", "coco17")
+
+    def pve(res) -> float:
+        d = body.dtype
+        o = body(betas=res.betas.to(d), global_orient=res.global_orient.to(d),
+                 body_pose=res.body_pose.to(d), transl=res.transl.to(d))  # fmt: skip
+        return float(metrics.pve(o.vertices, out.vertices))
+
+    ids = list(range(8))
+    full = refiner(skel, keypoints=uv, camera=CAMERA, points3d=points, track_ids=ids)
+    off = RefineConfig(shape=False, endpoints=False, fit=False)
+    base = Refiner(body, "h36m17", "coco17", off)(skel)
+    assert pve(full) < 0.8 * pve(base), (pve(full), pve(base))
+    assert bool((base.status[:, 7] == DEFAULT).all())  # DIK alone: ankles at rest
+    assert bool((full.status[:, 7] == REFINED).all())
+    assert full.fit is not None and bool(torch.isfinite(full.betas_std).all())
+    # A second frame of the same people: their shapes are now fused over two frames.
+    again = refiner(skel, keypoints=uv, camera=CAMERA, track_ids=ids)
+    assert bool((again.betas_std < full.betas_std + 1e-9).all())
+    assert refiner.tracks.track(0).frames == 2
+    with pytest.raises(ValueError, match="camera"):
+        refiner(skel, keypoints=uv)

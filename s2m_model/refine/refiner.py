@@ -1,0 +1,171 @@
+"""The refinement stage as one call: DIK result -> shape, endpoints, image fit.
+
+:class:`Refiner` chains the pieces of this package in the order the pipeline needs them, each
+behind a switch (:class:`RefineConfig`):
+
+1. **SR** — betas from the skeleton's bone lengths (:mod:`.shape_from_bones`), fused per track
+   (:mod:`.shape_track`) when track ids are given; DIK is re-solved with the new shape.
+2. **PR** — ankles, wrists, head/neck from BlazePose 3D points (:mod:`.endpoints`).
+3. **Fit** — LM on the 2D keypoints, the lifted skeleton and optionally the mask
+   (:mod:`.fit`).
+
+Every output rotation carries a status (:data:`.endpoints.DEFAULT` / ``SOLVED`` /
+``REFINED``). Frames: the skeleton's (e.g. the camera frame: x right, y down, z forward);
+metres, radians, pixels.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Hashable, Sequence
+from dataclasses import dataclass, field
+
+import roma
+import torch
+
+from s2m_model import dik
+
+from .endpoints import joint_status, refine_endpoints
+from .fit import FitConfig, FitResult, ImageFitter
+from .shape_from_bones import BoneShapeSolver
+from .shape_track import ShapeTracks
+
+__all__ = ["RefineConfig", "RefineResult", "Refiner"]
+
+
+@dataclass(frozen=True)
+class RefineConfig:
+    """Switches and settings of :class:`Refiner`.
+
+    Attributes:
+        shape: estimate betas from bone lengths (else the given/zero betas are kept).
+        track: fuse betas per track id (needs ``track_ids``); off = per-frame betas.
+        endpoints: refine ankles/wrists/head from BlazePose 3D points when given.
+        fit: fit to the 2D keypoints (and the mask when given).
+        use_mask: include the silhouette term when a mask is given (slower: see docs).
+        length_sigma: SR's bone-length noise (metres).
+        track_window: frames a track's shape remembers.
+        fit_config: settings of the image fit.
+    """
+
+    shape: bool = True
+    track: bool = True
+    endpoints: bool = True
+    fit: bool = True
+    use_mask: bool = False
+    length_sigma: float = 0.01
+    track_window: float = 300.0
+    fit_config: FitConfig = field(default_factory=FitConfig)
+
+
+@dataclass
+class RefineResult:
+    """Refined bodies (B people).
+
+    Attributes:
+        global_orient (B,3), body_pose (B,23,3): axis-angle (radians); rotmats (B,24,3,3).
+        transl: (B,3) metres; betas: (B,10); betas_std: (B,10) their uncertainty.
+        status: (B,24) int8 per-joint DEFAULT / SOLVED / REFINED.
+        fit: the image fit's diagnostics (None if it did not run).
+    """
+
+    global_orient: torch.Tensor
+    body_pose: torch.Tensor
+    rotmats: torch.Tensor
+    transl: torch.Tensor
+    betas: torch.Tensor
+    betas_std: torch.Tensor
+    status: torch.Tensor
+    fit: FitResult | None = None
+
+
+class Refiner:
+    """PR + SR + image fit for one body, skeleton format and keypoint format.
+
+    Args:
+        body: the :class:`~s2m_model.body.BodyModel`.
+        skeleton_fmt: the lifted 3D skeleton's format (DIK's input), e.g. ``"h36m17"``.
+        keypoint_fmt: the 2D detector's format, e.g. ``"coco17"`` or ``"blazepose33"``.
+        config: :class:`RefineConfig`.
+        regressor2d: optional (K,V) regressor for the keypoints (an adaptive one's ``dense()``).
+    """
+
+    def __init__(self, body, skeleton_fmt: str = "h36m17", keypoint_fmt: str = "coco17",
+                 config: RefineConfig | None = None, regressor2d=None) -> None:  # fmt: skip
+        self.body, self.fmt = body, skeleton_fmt
+        self.config = config or RefineConfig()
+        self.shape = BoneShapeSolver(body, skeleton_fmt, length_sigma=self.config.length_sigma)
+        self.tracks = ShapeTracks(window=self.config.track_window)
+        self.fitter = ImageFitter(body, keypoint_fmt, skeleton_fmt, self.config.fit_config,
+                                  regressor2d=regressor2d)  # fmt: skip
+
+    def reset(self) -> None:
+        """Forget all tracks' shapes."""
+        self.tracks = ShapeTracks(window=self.config.track_window)
+
+    def __call__(
+        self,
+        skeleton: torch.Tensor,
+        *,
+        confidence: torch.Tensor | None = None,
+        keypoints: torch.Tensor | None = None,
+        keypoint_confidence: torch.Tensor | None = None,
+        camera=None,
+        points3d: torch.Tensor | None = None,
+        points3d_confidence: torch.Tensor | None = None,
+        mask: torch.Tensor | None = None,
+        box: torch.Tensor | None = None,
+        track_ids: Sequence[Hashable] | None = None,
+        betas: torch.Tensor | None = None,
+        prev: dik.DIKResult | None = None,
+    ) -> RefineResult:
+        """Refine B people.
+
+        Args:
+            skeleton: (B,J,3) lifted skeleton in ``skeleton_fmt`` (metres); NaN = missing.
+            confidence: (B,J) skeleton joint confidences.
+            keypoints, keypoint_confidence: (B,K,2) pixels and (B,K) confidences of the 2D
+                detector (``keypoint_fmt``), for the fit.
+            camera: :class:`~s2m_model.camera.Camera` or intrinsics, for the fit.
+            points3d, points3d_confidence: (B,33,3) BlazePose points in the skeleton's frame
+                and (B,33) confidences, for PR (see :func:`.endpoints.align_points`).
+            mask, box: (B,H,W) person mask on a grid over ``box`` (B,4) image pixels.
+            track_ids: one id per person, for the per-track shape.
+            betas: (B,10) shape to use when ``shape`` is off (default zeros).
+            prev: the previous frame's DIK result (DIK's temporal fallback).
+        """
+        cfg = self.config
+        batch = skeleton.shape[0]
+        dtype = skeleton.dtype
+        std = torch.ones(batch, 10, dtype=dtype)
+        if betas is None:
+            betas = torch.zeros(batch, 10, dtype=dtype)
+        if cfg.shape:
+            est = self.shape(skeleton, confidence)
+            betas, std = est.betas, torch.diagonal(est.covariance, dim1=-2, dim2=-1).sqrt()
+            if cfg.track and track_ids is not None:
+                self.tracks.update(track_ids, est.betas, est.covariance)
+                tb, ts = self.tracks.get(track_ids)
+                betas, std = tb.to(dtype), ts.to(dtype)
+        solved = dik.solve(skeleton, self.fmt, self.body, betas=betas.to(self.body.dtype),
+                           confidence=confidence, prev=prev)  # fmt: skip
+        rotmats, status = solved.rotmats, joint_status(solved.solved)
+        if cfg.endpoints and points3d is not None:
+            pr = refine_endpoints(rotmats, points3d, self.body, betas, transl=solved.transl,
+                                  confidence=points3d_confidence, status=status)  # fmt: skip
+            rotmats, status = pr.rotmats, pr.status
+        transl = solved.transl
+        fit = None
+        if cfg.fit and keypoints is not None:
+            if camera is None:
+                raise ValueError("the image fit needs the camera (intrinsics)")
+            fit = self.fitter.fit(
+                rotmats, transl, keypoints, camera, betas=betas,
+                confidence=keypoint_confidence, skeleton3d=skeleton, solved=solved.solved,
+                status=status, mask=mask if cfg.use_mask else None, box=box,
+            )  # fmt: skip
+            rotmats, transl, betas, status = fit.rotmats, fit.transl, fit.betas, fit.status
+        rotvec = roma.rotmat_to_rotvec(rotmats)
+        return RefineResult(
+            global_orient=rotvec[:, 0], body_pose=rotvec[:, 1:], rotmats=rotmats,
+            transl=transl, betas=betas, betas_std=std, status=status, fit=fit,
+        )  # fmt: skip
