@@ -177,3 +177,18 @@ def test_refiner_end_to_end(body, scene):
     assert refiner.tracks.track(0).frames == 2
     with pytest.raises(ValueError, match="camera"):
         refiner(skel, keypoints=uv)
+
+
+def test_refine_on_a_given_dik_result(body, scene):
+    from s2m_model.refine import RefineConfig, Refiner
+
+    out, uv, skel, _, _ = scene
+    points = body.regress(out.vertices, "blazepose33")
+    refiner = Refiner(body, "h36m17", "coco17", RefineConfig(track=False))
+    betas, std = refiner.estimate_shape(skel)
+    solved = dik.solve(skel, "h36m17", body, betas=betas)
+    split = refiner.refine(skel, solved, betas, betas_std=std, keypoints=uv, camera=CAMERA,
+                           points3d=points)  # fmt: skip
+    whole = refiner(skel, keypoints=uv, camera=CAMERA, points3d=points)
+    assert torch.allclose(split.rotmats, whole.rotmats, atol=1e-5)
+    assert torch.allclose(split.betas, whole.betas, atol=1e-5)

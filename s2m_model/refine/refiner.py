@@ -4,7 +4,9 @@
 behind a switch (:class:`RefineConfig`):
 
 1. **SR** — betas from the skeleton's bone lengths (:mod:`.shape_from_bones`), fused per track
-   (:mod:`.shape_track`) when track ids are given; DIK is re-solved with the new shape.
+   (:mod:`.shape_track`) when track ids are given (:meth:`Refiner.estimate_shape`); DIK is
+   solved with the new shape (by ``__call__``, or by the caller, e.g. through onnxruntime,
+   who then calls :meth:`Refiner.refine`).
 2. **PR** — ankles, wrists, head/neck from BlazePose 3D points (:mod:`.endpoints`).
 3. **Fit** — LM on the 2D keypoints, the lifted skeleton and optionally the mask
    (:mod:`.fit`).
@@ -102,11 +104,59 @@ class Refiner:
         """Forget all tracks' shapes."""
         self.tracks = ShapeTracks(window=self.config.track_window)
 
+    def estimate_shape(
+        self,
+        skeleton: torch.Tensor,
+        confidence: torch.Tensor | None = None,
+        track_ids: Sequence[Hashable] | None = None,
+        betas: torch.Tensor | None = None,
+    ) -> tuple[torch.Tensor, torch.Tensor]:
+        """SR step: (betas (B,10), std (B,10)) from the skeleton's bones, fused per track when
+        ``track_ids`` are given (and ``track`` is on). With ``shape`` off: ``betas`` (default
+        zeros) and the prior's std."""
+        cfg, batch, dtype = self.config, skeleton.shape[0], skeleton.dtype
+        if not cfg.shape:
+            fixed = torch.zeros(batch, 10, dtype=dtype) if betas is None else betas
+            return fixed, torch.ones(batch, 10, dtype=dtype)
+        est = self.shape(skeleton, confidence)
+        if cfg.track and track_ids is not None:
+            self.tracks.update(track_ids, est.betas, est.covariance)
+            fused, std = self.tracks.get(track_ids)
+            return fused.to(dtype), std.to(dtype)
+        return est.betas, torch.diagonal(est.covariance, dim1=-2, dim2=-1).sqrt()
+
     def __call__(
         self,
         skeleton: torch.Tensor,
         *,
         confidence: torch.Tensor | None = None,
+        track_ids: Sequence[Hashable] | None = None,
+        betas: torch.Tensor | None = None,
+        prev: dik.DIKResult | None = None,
+        **evidence,
+    ) -> RefineResult:
+        """SR, then DIK (``dik.solve``) with the new shape, then :meth:`refine`.
+
+        Args:
+            skeleton: (B,J,3) lifted skeleton in ``skeleton_fmt`` (metres); NaN = missing.
+            confidence: (B,J) skeleton joint confidences.
+            track_ids: one id per person, for the per-track shape.
+            betas: (B,10) shape to use when ``shape`` is off (default zeros).
+            prev: the previous frame's DIK result (DIK's temporal fallback).
+            evidence: the image evidence of :meth:`refine` (keypoints, camera, ...).
+        """
+        betas, std = self.estimate_shape(skeleton, confidence, track_ids, betas)
+        solved = dik.solve(skeleton, self.fmt, self.body, betas=betas.to(self.body.dtype),
+                           confidence=confidence, prev=prev)  # fmt: skip
+        return self.refine(skeleton, solved, betas, betas_std=std, **evidence)
+
+    def refine(
+        self,
+        skeleton: torch.Tensor,
+        solved: dik.DIKResult,
+        betas: torch.Tensor,
+        *,
+        betas_std: torch.Tensor | None = None,
         keypoints: torch.Tensor | None = None,
         keypoint_confidence: torch.Tensor | None = None,
         camera=None,
@@ -114,40 +164,25 @@ class Refiner:
         points3d_confidence: torch.Tensor | None = None,
         mask: torch.Tensor | None = None,
         box: torch.Tensor | None = None,
-        track_ids: Sequence[Hashable] | None = None,
-        betas: torch.Tensor | None = None,
-        prev: dik.DIKResult | None = None,
     ) -> RefineResult:
-        """Refine B people.
+        """PR and the image fit on a DIK result the caller already has (e.g. DIK through
+        onnxruntime, solved with ``betas`` from :meth:`estimate_shape`).
 
         Args:
-            skeleton: (B,J,3) lifted skeleton in ``skeleton_fmt`` (metres); NaN = missing.
-            confidence: (B,J) skeleton joint confidences.
+            skeleton: (B,J,3) the skeleton DIK solved (metres).
+            solved: its :class:`~s2m_model.dik.DIKResult` (``rotmats``, ``transl``, ``solved``).
+            betas: (B,10) the shape DIK used.
             keypoints, keypoint_confidence: (B,K,2) pixels and (B,K) confidences of the 2D
                 detector (``keypoint_fmt``), for the fit.
             camera: :class:`~s2m_model.camera.Camera` or intrinsics, for the fit.
             points3d, points3d_confidence: (B,33,3) BlazePose points in the skeleton's frame
                 and (B,33) confidences, for PR (see :func:`.endpoints.align_points`).
             mask, box: (B,H,W) person mask on a grid over ``box`` (B,4) image pixels.
-            track_ids: one id per person, for the per-track shape.
-            betas: (B,10) shape to use when ``shape`` is off (default zeros).
-            prev: the previous frame's DIK result (DIK's temporal fallback).
         """
         cfg = self.config
-        batch = skeleton.shape[0]
-        dtype = skeleton.dtype
-        std = torch.ones(batch, 10, dtype=dtype)
-        if betas is None:
-            betas = torch.zeros(batch, 10, dtype=dtype)
-        if cfg.shape:
-            est = self.shape(skeleton, confidence)
-            betas, std = est.betas, torch.diagonal(est.covariance, dim1=-2, dim2=-1).sqrt()
-            if cfg.track and track_ids is not None:
-                self.tracks.update(track_ids, est.betas, est.covariance)
-                tb, ts = self.tracks.get(track_ids)
-                betas, std = tb.to(dtype), ts.to(dtype)
-        solved = dik.solve(skeleton, self.fmt, self.body, betas=betas.to(self.body.dtype),
-                           confidence=confidence, prev=prev)  # fmt: skip
+        if solved.rotmats is None:
+            raise ValueError("the DIK result has no rotmats")
+        std = torch.ones_like(betas) if betas_std is None else betas_std
         rotmats, status = solved.rotmats, joint_status(solved.solved)
         if cfg.endpoints and points3d is not None:
             pr = refine_endpoints(rotmats, points3d, self.body, betas, transl=solved.transl,
