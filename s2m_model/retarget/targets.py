@@ -16,10 +16,12 @@ and a frame in the robot world (z up, metres):
 * **Orientation.** Target frame = the human joint frame times a fixed offset: the robot
   body's rotation in its T-pose written in SMPL body axes (``BODY_AXES_IN_WORLD.T @ R_tpose``),
   i.e. the robot body turns by the human joint's rotation away from SMPL's T-pose.
-* **Feet.** An ankle lower than ``contact_height`` above the planted height and slower than
-  ``contact_speed`` (horizontally) is *planted*: its target is put on the ground, held at the
-  point where the contact began (no sliding), flat (yaw only), with a higher weight. Swing feet
-  are kept above the ground.
+* **Feet.** Contacts come from :class:`~s2m_model.retarget.contact.ContactDetector`
+  (filtered ankles, heights above the lowest foot of the last second, world- or
+  pelvis-relative speed, hysteresis: ``contact_height`` / ``contact_speed`` to plant,
+  ``contact_release_height`` / ``contact_release_speed`` to release). A *planted* foot's
+  target is put on the ground, held at the point where the contact began (no sliding), flat
+  (yaw only), with a higher weight. Swing feet are kept above the ground.
 """
 
 from __future__ import annotations
@@ -29,6 +31,7 @@ from dataclasses import dataclass
 
 import numpy as np
 
+from s2m_model.retarget.contact import ContactConfig, ContactDetector
 from s2m_model.retarget.human import BODY_AXES_IN_WORLD, yaw_matrix
 from s2m_model.retarget.robot import Robot
 from s2m_model.smpl_layout import JOINT_INDEX, PARENTS
@@ -152,14 +155,27 @@ def floor_height(joints: np.ndarray, ref: RobotReference) -> float:
 
 @dataclass(frozen=True)
 class TargetConfig:
-    """Feet handling (metres, m/s)."""
+    """Feet handling (metres, m/s, seconds; contact fields: :class:`ContactConfig`)."""
 
     contact_height: float = 0.06
     contact_speed: float = 0.35
+    contact_release_height: float = 0.09
+    contact_release_speed: float = 0.6
+    contact_smoothing_s: float = 0.05
+    contact_window_s: float = 1.0
     relock_distance: float = 0.12
     planted_weight: float = 10.0
     planted_orientation: float = 1.0
     feet: bool = True
+
+    def contact(self) -> ContactConfig:
+        """The :class:`ContactConfig` of these settings."""
+        return ContactConfig(on_height=self.contact_height,
+                             off_height=max(self.contact_release_height, self.contact_height),
+                             on_speed=self.contact_speed,
+                             off_speed=max(self.contact_release_speed, self.contact_speed),
+                             smoothing_s=self.contact_smoothing_s,
+                             window_s=self.contact_window_s)  # fmt: skip
 
 
 @dataclass
@@ -204,12 +220,13 @@ class TargetBuilder:
         costs = [(r.position, r.orientation) for r in robot.table.frames]
         self._pcost = np.array([c[0] for c in costs])
         self._ocost = np.array([c[1] for c in costs])
+        self._contact = ContactDetector(tuple(self.ref.feet), self.config.contact())
         self.reset()
 
     def reset(self) -> None:
         """Forget contacts, locks and the previous frame (keep scale and floor)."""
         self._locks: dict[str, np.ndarray | None] = {side: None for side in self.ref.feet}
-        self._prev: tuple[np.ndarray, float] | None = None
+        self._contact.reset()
 
     def _observe(self, joints: np.ndarray) -> None:
         if self._fixed_scale and self._fixed_floor:
@@ -257,17 +274,12 @@ class TargetBuilder:
         rot = rotations[ref.joint_index] @ ref.offsets
         pcost = np.where(ok, self._pcost, 0.0)
         ocost = np.where(ok & solved[ref.joint_index], self._ocost, 0.0)
-        planted = {side: False for side in ref.feet}
-        dt = None if self._prev is None else t - self._prev[1]
+        ankles = {side: pts[k] if ok[k] else np.full(3, np.nan) for side, k in ref.feet.items()}
+        planted = self._contact(ankles, pts[ref.parents < 0][0], t)
         for side, k in ref.feet.items():
             if not ok[k]:
                 self._locks[side] = None
                 continue
-            height = pts[k, 2] - self.floor
-            speed = 0.0
-            if dt is not None and dt > 0 and np.isfinite(self._prev[0][k]).all():
-                speed = float(np.linalg.norm(pts[k, :2] - self._prev[0][k, :2]) / dt)
-            planted[side] = bool(height < cfg.contact_height and speed < cfg.contact_speed)
             if not cfg.feet:  # contacts are always reported; `feet` switches their handling
                 continue
             if planted[side]:
@@ -285,5 +297,4 @@ class TargetBuilder:
             else:
                 self._locks[side] = None
                 out[k, 2] = max(out[k, 2], ref.ankle_height)
-        self._prev = (pts.copy(), t)
         return FrameTargets(out, rot, pcost, ocost, planted)
