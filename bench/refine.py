@@ -28,6 +28,7 @@ Usage: ``.venv/bin/python bench/refine.py [--quick]``; prints one JSON object.
 from __future__ import annotations
 
 import argparse
+import contextlib
 import json
 import math
 import os
@@ -444,7 +445,10 @@ def main(argv=None) -> int:
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     n, repeats = (16, 10) if args.quick else (64, 30)
-    body = load_body_model("s2m-free", dtype=torch.float64)
+    # smplx prints a warning on stdout when it loads a model: keep stdout pure JSON.
+    with contextlib.redirect_stdout(sys.stderr):
+        body = load_body_model("s2m-free", dtype=torch.float64)
+        load_body_model("s2m-free")
     t0 = time.perf_counter()
     report = {
         "bench": "refine", "torch_threads": torch.get_num_threads(),

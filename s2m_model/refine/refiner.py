@@ -26,7 +26,7 @@ import torch
 
 from s2m_model import dik
 
-from .endpoints import joint_status, refine_endpoints
+from .endpoints import REFINED, joint_status, refine_endpoints
 from .fit import FitConfig, FitResult, ImageFitter
 from .shape_from_bones import BoneShapeSolver
 from .shape_track import ShapeTracks
@@ -193,9 +193,11 @@ class Refiner:
         if cfg.fit and keypoints is not None:
             if camera is None:
                 raise ValueError("the image fit needs the camera (intrinsics)")
+            # Joints PR set are as well determined as DIK's: the same (tighter) pose prior.
+            determined = solved.solved | (status == REFINED)
             fit = self.fitter.fit(
                 rotmats, transl, keypoints, camera, betas=betas,
-                confidence=keypoint_confidence, skeleton3d=skeleton, solved=solved.solved,
+                confidence=keypoint_confidence, skeleton3d=skeleton, solved=determined,
                 status=status, mask=mask if cfg.use_mask else None, box=box,
             )  # fmt: skip
             rotmats, transl, betas, status = fit.rotmats, fit.transl, fit.betas, fit.status
