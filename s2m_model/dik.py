@@ -37,6 +37,7 @@ from s2m_model.ik_geometry import (
     blend_axis,
     bmv,
     frame,
+    hinge_estimate,
     norm,
     perp,
     rotmat_to_rotvec,
@@ -266,7 +267,7 @@ class _Solver:
         self.missing[j] = ~self.ok(*bone)
         self.set_world(j, world, use, degenerate=~long_enough)
 
-    def hinge_limb(self, root: int, mid: int, a: str, b: str, c: str) -> None:
+    def hinge_limb(self, root: int, mid: int, a: str, b: str, c: str, centred=False) -> None:
         """Upper limb (root joint) + hinge (mid joint) from points a-b-c (e.g. hip-knee-ankle)."""
         if not self.has(a, b):
             return
@@ -278,17 +279,36 @@ class _Solver:
                 self.swing_joint(mid, (b, c))
             return
         f_t, f_r, ok_f = self.vec(b, c)
-        axis_r = _hinge_axis(u_r, f_r, JOINT_NAMES[mid])
+        # Rest hinge axis: the body's own (its SMPL joints), whatever points the format has;
+        # surface keypoints' rest limbs are bent a few degrees out of the flexion plane.
+        jr = self.rest_joints
+        end = J[JOINT_NAMES[mid].replace("knee", "ankle").replace("elbow", "wrist")]
+        axis_r = _hinge_axis(jr[:, mid] - jr[:, root], jr[:, end] - jr[:, mid], JOINT_NAMES[mid])
         parent = self.parent_world(root)
+        # ``centred``: the upper bone from the joint centre carried by the parent. Shoulder
+        # keypoints on the surface (COCO, BlazePose) sit ~3 cm above the joint and move with
+        # the torso, so the bare point-to-point vector tilts against the bone by a pose-
+        # dependent amount (6 deg in the T-pose, ~0 arms down). Hip keypoints follow the thigh
+        # better than a root solved from surface points does: not for legs (measured).
+        if centred:
+            offset = self.pt(a)[1] - jr[:, root]
+            u_t, u_r = u_t + bmv(parent, offset), u_r + offset
         # Reference frame for the fallback: the previous frame's limb rotation, else the
-        # parent's rotation carried by the minimal swing of the upper bone. The target normal
-        # is blended in that frame exactly as the rest normal is, so the rest pose maps to
-        # itself (continuous; exact once the limb is clearly bent).
+        # parent's rotation carried by the minimal swing of the upper bone. The target axis
+        # is estimated from the axis' cosines to the rest bones and blended with the rest axis
+        # in that frame, so the rest limb gives the rest axis itself (zero rotation), any
+        # hinge flexion gives the carried axis exactly, and a straight limb the fallback.
         swing_world = swing(bmv(parent, u_r), u_t) @ parent
         ref = swing_world if self.prev_world is None else self.prev_world[:, root]
-        normal = torch.cross(unit(u_t), unit(f_t), dim=-1)
-        straight = normal.norm(dim=-1) < HINGE_BLEND
-        axis = bmv(ref, blend_axis(bmv(ref.transpose(-1, -2), normal), axis_r))
+        # A rest limb bent slightly backwards of its axis: no flexion seen until past that.
+        rest_flexion = (axis_r * torch.cross(unit(u_r), unit(f_r), dim=-1)).sum(-1, keepdim=True)
+        seen = hinge_estimate(
+            u_t, f_t, (axis_r * unit(u_r)).sum(-1, keepdim=True),
+            (axis_r * unit(f_r)).sum(-1, keepdim=True), dead=(-rest_flexion).clamp(min=0.0),
+        )  # fmt: skip
+        seen_ref = bmv(ref.transpose(-1, -2), seen)
+        straight = (seen_ref * axis_r).sum(-1) < HINGE_BLEND
+        axis = bmv(ref, blend_axis(seen_ref, axis_r))
         upper = frame(u_t, axis) @ frame(u_r, axis_r).transpose(-1, -2)
         lower = frame(f_t, axis) @ frame(f_r, axis_r).transpose(-1, -2)
         ok_ab = ok_u & self.ok(a, b)
@@ -521,6 +541,7 @@ def solve(
             f"{side}_shoulder",
             f"{side}_elbow",
             f"{side}_wrist",
+            centred=True,
         )
         wrist = J[f"{side}_wrist"]
         if s.has(f"{side}_index", f"{side}_pinky", f"{side}_wrist"):

@@ -77,6 +77,45 @@ def blend_axis(normal: torch.Tensor, fallback: torch.Tensor) -> torch.Tensor:
     return unit(normal + short * fallback)
 
 
+def hinge_estimate(
+    upper: torch.Tensor,
+    lower: torch.Tensor,
+    along_upper: torch.Tensor,
+    along_lower: torch.Tensor,
+    dead: torch.Tensor | float = 0.0,
+) -> torch.Tensor:
+    """(...,3) hinge axis of a bent limb, seen from its two bones, scaled by how well it is seen.
+
+    A hinge turns the lower bone about an axis fixed to the upper one, so the axis keeps its
+    cosines to both bone directions: ``along_upper`` = axis . upper and ``along_lower`` =
+    axis . lower (...,1), measured on the rest limb. Those two cosines and the side of the
+    bend plane the axis lies on (flexion, not hyperextension) fix it. Unlike the bare
+    bend-plane normal this stays exact when the rest limb is bent out of its flexion plane
+    (a carrying angle: surface keypoints of elbows and knees). The result, the unit axis
+    times the flexion measure s = (axis . normal) with
+    normal = upper x lower (unit bones; s = sin(flexion) for a straight rest limb), goes to
+    zero continuously for a straight limb or one straighter than the rest: feed it to
+    :func:`blend_axis` like a normal. A rest limb gives a vector along its own axis (the full
+    axis, not only its part perpendicular to ``upper``: the lower bone's frame needs it).
+
+    ``dead`` (...,1) >= 0: flexion measure below which nothing is seen (the result is scaled
+    by ``s - dead``, clamped at 0). A rest limb bent slightly backwards of its axis (s < 0 on
+    the rest) passes ``-s_rest``: its flexion sign is ambiguous up to there, and the rest
+    limb itself then gives zero, i.e. the fallback axis.
+    """
+    u, f = unit(upper), unit(lower)
+    p = (u * f).sum(-1, keepdim=True)
+    f_perp = f - p * u
+    q2 = (f_perp * f_perp).sum(-1, keepdim=True) + EPS * EPS  # sin^2 of the bend
+    normal = torch.cross(u, f, dim=-1)
+    # In the basis (u, f_perp/q, normal/q) the axis is (c, (b - p c)/q, s/q).
+    off_plane = along_lower - p * along_upper
+    s2 = q2 * (1.0 - along_upper * along_upper) - off_plane * off_plane
+    s = torch.sqrt(s2.clamp(min=0.0) + EPS * EPS) - EPS
+    axis = along_upper * u + (off_plane * f_perp + s * normal) / q2
+    return (s - dead).clamp(min=0.0) * axis
+
+
 def bmv(m: torch.Tensor, v: torch.Tensor) -> torch.Tensor:
     """Batched matrix-vector product: (...,3,3) @ (...,3) -> (...,3)."""
     return (m @ v[..., None])[..., 0]

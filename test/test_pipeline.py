@@ -387,9 +387,6 @@ def test_mediapipe_world_front_end_reproduces_pose(body32):
     assert err.mean() < 1.5
 
 
-@pytest.mark.xfail(strict=True, reason="DIK on blazepose33/coco17 (surface-regressed rest arms "
-                   "bent ~6 deg in the frontal plane) takes that plane as the rest hinge axis: "
-                   "limb twists ~15-45 deg off on an exact skeleton (h36m17: < 6 deg); dik.py")
 def test_mediapipe_world_limb_rotations(body32):
     scene = Scene(body32, yaw=0.5, transl=(0.3, 0.1, 3.2))
     pipe, _ = _world_pipeline(body32, scene)
