@@ -160,8 +160,8 @@ class TargetConfig:
     contact_height: float = 0.06
     contact_speed: float = 0.35
     contact_release_height: float = 0.09
-    contact_release_speed: float = 0.6
-    contact_smoothing_s: float = 0.05
+    contact_release_speed: float = 0.35
+    contact_smoothing_s: float = 0.0
     contact_window_s: float = 1.0
     relock_distance: float = 0.12
     planted_weight: float = 10.0
