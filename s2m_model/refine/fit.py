@@ -37,7 +37,7 @@ from s2m_model.skeletons import get_format
 from s2m_model.smpl_layout import NUM_BETAS, NUM_JOINTS, PARENTS, world_from_local
 
 from .endpoints import REFINED
-from .points import PointModel, PosedPoints
+from .points import PointModel, PosedPoints, skew
 from .silhouette import (
     box_grid_coords,
     front_faces,
@@ -154,14 +154,8 @@ def _rodrigues(w: torch.Tensor) -> torch.Tensor:
     safe = torch.where(small, torch.ones_like(theta2), theta2).sqrt()
     a = torch.where(small, 1.0 - theta2 / 6.0, torch.sin(safe) / safe)
     b = torch.where(small, 0.5 - theta2 / 24.0, (1.0 - torch.cos(safe)) / (safe * safe))
-    k = _skew(w)
+    k = skew(w)
     return torch.eye(3, dtype=w.dtype, device=w.device) + a * k + b * (k @ k)
-
-
-def _skew(v: torch.Tensor) -> torch.Tensor:
-    x, y, z = v.unbind(-1)
-    o = torch.zeros_like(x)
-    return torch.stack([o, -z, y, z, o, -x, -y, x, o], -1).reshape(*v.shape, 3)
 
 
 def _vee_sin(r: torch.Tensor) -> torch.Tensor:

@@ -25,10 +25,10 @@ import torch
 
 from s2m_model.smpl_layout import NUM_BETAS, NUM_JOINTS, PARENTS, world_from_local
 
-__all__ = ["PointModel", "PosedPoints"]
+__all__ = ["PointModel", "PosedPoints", "skew"]
 
 
-def _skew(v: torch.Tensor) -> torch.Tensor:
+def skew(v: torch.Tensor) -> torch.Tensor:
     """(...,3,3) cross-product matrices of (...,3) vectors."""
     x, y, z = v.unbind(-1)
     o = torch.zeros_like(x)
@@ -132,5 +132,5 @@ class PointModel:
         below = self.subtree @ parts  # (B,K,24,3): sum over each joint's subtree
         mass = self.m @ self.subtree.T  # (K,24)
         q = below - mass[None, ..., None] * joints[:, None]  # (B,K,24,3)
-        d_rot = -_skew(q).permute(0, 1, 3, 2, 4)  # (B,K,3,24,3): d p / d w = -[q]x
+        d_rot = -skew(q).permute(0, 1, 3, 2, 4)  # (B,K,3,24,3): d p / d w = -[q]x
         return PosedPoints(points, world, joints, d_rot, d_beta)
