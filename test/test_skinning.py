@@ -89,3 +89,30 @@ def test_sparse_body_stays_close_to_dense_on_limited_poses(body):
     assert float((err_mm > 1.0).float().mean()) < 0.01  # < 1 % of vertices move > 1 mm
     # Joints come from forward kinematics, not skinning: unchanged.
     assert torch.equal(joints_sparse, body(**params, with_vertices=False).joints)
+
+
+def test_shaped_vertices_are_reused_only_for_the_same_betas(body):
+    g = torch.Generator().manual_seed(4)
+    betas = torch.randn(2, 10, generator=g, dtype=body.dtype)
+    pose = 0.3 * torch.randn(2, 23, 3, generator=g, dtype=body.dtype)
+    with torch.no_grad():
+        first = body(betas=betas, body_pose=pose).vertices
+        again = body(betas=betas, body_pose=pose).vertices  # from the cache
+        assert torch.equal(first, again)
+        betas[0, 0] += 1.0  # the caller changes its tensor in place: not stale
+        changed = body(betas=betas, body_pose=pose).vertices
+        fresh = skin_dense(body.lbs_weights, *_rel_and_shaped(body, betas, pose))
+    assert not torch.equal(changed[0], first[0])
+    assert torch.equal(changed[1], first[1])
+    torch.testing.assert_close(changed, fresh, rtol=0, atol=1e-12)
+
+
+def _rel_and_shaped(body, betas, pose):
+    """smplx's transforms and the shaped vertices, computed without the body's cache."""
+    from smplx.lbs import batch_rigid_transform, batch_rodrigues
+
+    rot = batch_rodrigues(torch.cat([torch.zeros(2, 3, dtype=body.dtype),
+                                     pose.reshape(2, 69)], 1).reshape(-1, 3))  # fmt: skip
+    _, rel = batch_rigid_transform(rot.reshape(2, 24, 3, 3), body.rest_joints(betas),
+                                   body.parents, dtype=body.dtype)  # fmt: skip
+    return rel[..., :3, :], body.shaped_vertices(betas)

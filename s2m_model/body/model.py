@@ -98,6 +98,9 @@ class BodyModel(torch.nn.Module):
         self.zero_posedirs = not np.any(arrays.get("posedirs", 0.0))
         self._skinning = "dense"
         self._sparse_weights: torch.Tensor | None = None  # CSR (V,24), built on first use
+        # The last betas and their shaped vertices: a tracked person (and the pipeline, which
+        # uses mean shape) keeps its betas from frame to frame, so skinning reuses them.
+        self._shaped_cache: tuple[torch.Tensor, torch.Tensor] | None = None
         self.to(device)
 
     # -- properties ---------------------------------------------------------------------------
@@ -166,9 +169,8 @@ class BodyModel(torch.nn.Module):
         from .skinning import sparse_matrix
 
         w = self.smpl.lbs_weights
-        if self._sparse_weights is None or self._sparse_weights.device != w.device or (
-            self._sparse_weights.dtype != w.dtype
-        ):
+        cached = self._sparse_weights
+        if cached is None or cached.device != w.device or cached.dtype != w.dtype:
             self._sparse_weights = sparse_matrix(w)
         return self._sparse_weights
 
@@ -259,12 +261,29 @@ class BodyModel(torch.nn.Module):
             return None, joints
         from .skinning import skin_dense, skin_sparse
 
-        shaped = self.shaped_vertices(betas)
+        shaped = self._shaped_for(betas)
         if self._skinning == "sparse":
             verts = skin_sparse(self._sparse_lbs_weights(), rel[..., :3, :], shaped)
         else:
             verts = skin_dense(self.smpl.lbs_weights, rel[..., :3, :], shaped)
         return verts + transl[:, None], joints
+
+    def _shaped_for(self, betas: torch.Tensor) -> torch.Tensor:
+        """:meth:`shaped_vertices`, reused while the same betas come back (same numbers)."""
+        cached = self._shaped_cache
+        if (
+            cached is not None
+            and cached[0].shape == betas.shape
+            and cached[0].dtype == betas.dtype
+            and cached[0].device == betas.device
+            and torch.equal(cached[0], betas)
+        ):
+            return cached[1]
+        shaped = self.shaped_vertices(betas)
+        # Never cache a graph (training): its tensors would outlive the backward pass.
+        keep = not (betas.requires_grad or shaped.requires_grad)
+        self._shaped_cache = (betas.detach().clone(), shaped) if keep else None
+        return shaped
 
     def shaped_vertices(self, betas: torch.Tensor) -> torch.Tensor:
         """(B,V,3) zero-pose (T-pose) vertices for the given betas (B,10)."""
