@@ -28,7 +28,8 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["FRONT_ENDS", "SCORE_FORMATS", "evaluate_frontends", "frontend_skeletons"]
+__all__ = ["FRONT_ENDS", "SCORE_FORMATS", "evaluate_frontends", "frontend_skeletons", "jitter",
+           "reprojection_fraction"]
 
 FRONT_ENDS: tuple[str, ...] = ("s2m", "mediapipe-world", "fused")
 SCORE_FORMATS: tuple[str, ...] = ("h36m17", "blazepose33")
@@ -185,3 +186,28 @@ def evaluate_frontends(
         out[name] = {"raw_format": fmt, "raw": _summ(raw),
                      **{f: _summ(p) for f, p in parts.items()}}  # fmt: skip
     return out
+
+
+def reprojection_fraction(
+    mesh_uv: np.ndarray, keypoints: np.ndarray, bbox: np.ndarray, min_confidence: float = 0.5
+) -> float:
+    """Median distance of the mesh's projected COCO-17 joints ``(17,2)`` to the detector's
+    keypoints ``(17,3)`` (those with confidence >= ``min_confidence``), as a fraction of the
+    box height (``bbox`` x0, y0, x1, y1 pixels); NaN when no keypoint qualifies."""
+    keypoints = np.asarray(keypoints, np.float64)
+    ok = keypoints[:, 2] >= min_confidence
+    height = float(bbox[3] - bbox[1])
+    if not ok.any() or height <= 0:
+        return math.nan
+    err = np.linalg.norm(np.asarray(mesh_uv, np.float64)[ok] - keypoints[ok, :2], axis=1)
+    return float(np.median(err) / height)
+
+
+def jitter(joints: np.ndarray, fps: float) -> float:
+    """Mean acceleration magnitude (m/s^2) of joints ``(T,J,3)`` metres sampled at ``fps``
+    (second differences); NaN for fewer than 3 frames."""
+    joints = np.asarray(joints, np.float64)
+    if joints.ndim != 3 or len(joints) < 3:
+        return math.nan
+    acc = (joints[2:] - 2 * joints[1:-1] + joints[:-2]) * fps**2
+    return float(np.linalg.norm(acc, axis=-1).mean())
