@@ -36,7 +36,10 @@ __all__ = [
 #: ``s2m``: the s2m 2D -> 3D lifter (weights: ``lifter_model``) on the COCO-17 keypoints, output
 #: ``h36m17``. ``mediapipe-world``: the detector's 33 metric BlazePose world landmarks
 #: (:attr:`s2m_model.detect.Detection.keypoints_world`) as they are, format ``blazepose33``.
-LIFTERS: tuple[str, ...] = ("s2m", "mediapipe-world")
+#: ``fused``: :class:`s2m_model.lifter.fused.FusedLifter` (shipped weights) on the detector's 2D
+#: landmarks + world landmarks + intrinsics, output ``blazepose33``; like ``mediapipe-world``, a
+#: detection without them falls back to ``s2m``.
+LIFTERS: tuple[str, ...] = ("s2m", "mediapipe-world", "fused")
 
 #: Torch threads the CLIs set by default on the CPU: the per-frame tensors are tiny, so more
 #: threads do not help, and on a busy CPU they contend with the detector's own threads

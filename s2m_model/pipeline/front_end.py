@@ -9,6 +9,9 @@ The ``lifter`` setting (:data:`~s2m_model.pipeline.config.LIFTERS`) picks one:
   ``blazepose33``, as they are. Checked on the COCO photo: MediaPipe's world axes are the
   camera's (x right, y down, z forward; correlation with the pixel x / y offsets 0.99 / 0.999,
   with MediaPipe's relative depth 0.998, the same scale in x and y), so no rotation is applied.
+- ``fused`` — :func:`fused_landmarks`: :class:`s2m_model.lifter.fused.FusedLifter` on the 2D
+  landmarks + the world landmarks + the intrinsics (a learned correction of the world
+  landmarks, trained on detector-in-the-loop data), format ``blazepose33``.
 
 Both return :class:`Skeletons`; the orchestrator places the posed bodies in the camera frame the
 same way for both (:mod:`s2m_model.pipeline.placement`).
@@ -26,7 +29,14 @@ import torch
 from s2m_model.pipeline.confidence import h36m_confidence
 from s2m_model.skeletons import get_format
 
-__all__ = ["Skeletons", "has_world_landmarks", "lift_keypoints", "world_landmarks"]
+__all__ = [
+    "Skeletons",
+    "fused_landmarks",
+    "has_fused_inputs",
+    "has_world_landmarks",
+    "lift_keypoints",
+    "world_landmarks",
+]
 
 WORLD_FORMAT = "blazepose33"
 LIFTER_FORMAT = "h36m17"
@@ -113,3 +123,29 @@ def lift_keypoints(
         lifter="s2m",
     )
     return skeletons, rejected
+
+
+def has_fused_inputs(det) -> bool:
+    """Whether a detection carries what ``fused`` needs: world landmarks and (33,4) pixels."""
+    pixels = getattr(det, "keypoints_blazepose", None)
+    shape = (get_format(WORLD_FORMAT).num_joints, 4)
+    ok = pixels is not None and np.shape(pixels) == shape and bool(np.isfinite(pixels).all())
+    return ok and has_world_landmarks(det)
+
+
+def fused_landmarks(
+    model, detections: Sequence, people: Sequence[int], intrinsics: np.ndarray, device, dtype
+) -> Skeletons:
+    """``fused``: :class:`s2m_model.lifter.fused.FusedLifter` on the 2D landmarks, the world
+    landmarks and the intrinsics ``(4,)`` of ``detections[i]`` for ``i`` in ``people`` (each
+    must pass :func:`has_fused_inputs`); ``blazepose33``, landmark visibilities as confidence."""
+    pixels = np.stack([np.asarray(detections[i].keypoints_blazepose, np.float32) for i in people])
+    world = np.stack([np.asarray(detections[i].keypoints_world, np.float32) for i in people])
+    joints = model.lift(pixels, world, np.asarray(intrinsics, np.float32))
+    return Skeletons(
+        people=list(people),
+        joints=joints.to(device=device, dtype=dtype),
+        fmt=get_format(WORLD_FORMAT),
+        confidence=np.clip(pixels[:, :, 3], 0.0, 1.0).astype(np.float32),
+        lifter="fused",
+    )

@@ -24,6 +24,8 @@ from s2m_model.pipeline.config import PipelineConfig
 from s2m_model.pipeline.dik_runner import DIKRunner
 from s2m_model.pipeline.front_end import (
     Skeletons,
+    fused_landmarks,
+    has_fused_inputs,
     has_world_landmarks,
     lift_keypoints,
     world_landmarks,
@@ -284,10 +286,18 @@ class Pipeline:
         body = self.body
         groups: list[Skeletons] = []
         need_lifter = list(range(len(people)))
-        if self.config.lifter == "mediapipe-world":
-            with_world = [i for i, d in enumerate(people) if has_world_landmarks(d)]
+        if self.config.lifter in ("mediapipe-world", "fused"):
+            fused = self.config.lifter == "fused"
+            usable = has_fused_inputs if fused else has_world_landmarks
+            with_world = [i for i, d in enumerate(people) if usable(d)]
             need_lifter = [i for i in need_lifter if i not in with_world]
-            if with_world:
+            if with_world and fused:
+                from s2m_model.lifter.fused import load_fused
+
+                groups.append(fused_landmarks(load_fused("default", self.config.device), people,
+                                              with_world, cam.intrinsics, body.device,
+                                              body.dtype))  # fmt: skip
+            elif with_world:
                 groups.append(world_landmarks(people, with_world, body.device, body.dtype))
             if need_lifter:
                 self.counters["world_landmarks_missing"] += len(need_lifter)
