@@ -76,7 +76,7 @@ ROSDEP = {
 ROS_PACKAGES = {
     "rclpy", "rcl_interfaces", "ament_index_python", "builtin_interfaces", "std_msgs",
     "geometry_msgs",
-    "sensor_msgs", "visualization_msgs", "diagnostic_msgs", "tf2_msgs",
+    "sensor_msgs", "visualization_msgs", "diagnostic_msgs", "tf2_msgs", "hri_msgs",
 }  # fmt: skip
 # pip-only (requirements-core.txt), the standard library, and this repository's packages
 NOT_ROSDEP = {"torch", "roma", "rosbags", "smplx", "s2m_model", "s2m_ros", "launch", "launch_ros"}
