@@ -251,3 +251,71 @@ def weighted_nms(
         np.asarray(out_s, dtype=np.float64).reshape(k),
         None if ex is None else np.asarray(out_e, dtype=np.float64).reshape(k, ex.shape[1]),
     )
+
+
+class UnionPersonDetector:
+    """Several person detectors as one: all their people, duplicates removed.
+
+    A person found by an earlier detector wins over the same person from a later one (pass
+    the detector with alignment keypoints, e.g. BlazePose, first). Two results are the same
+    person when their boxes overlap by more than ``iou``.
+
+    Args:
+        detectors: the detectors, in order of preference.
+        iou: box IoU above which two people are one.
+        max_people: keep at most this many.
+    """
+
+    def __init__(self, detectors: list[PersonDetector], *, iou: float = 0.5,
+                 max_people: int = 6) -> None:
+        if not detectors:
+            raise ValueError("UnionPersonDetector needs at least one detector")
+        self.detectors = list(detectors)
+        self.iou, self.max_people = float(iou), int(max_people)
+
+    def detect_people(self, image: np.ndarray) -> list[PersonBox]:
+        """Everyone any detector finds, preferred detectors first, then by score."""
+        kept: list[PersonBox] = []
+        for detector in self.detectors:
+            for p in detector.detect_people(image):
+                if kept and box_iou(p.box[None], np.stack([k.box for k in kept])).max() > self.iou:
+                    continue
+                kept.append(p)
+        return kept[: self.max_people]
+
+    def reset(self) -> None:
+        """Reset every detector that keeps per-stream state."""
+        for detector in self.detectors:
+            reset = getattr(detector, "reset", None)
+            if callable(reset):
+                reset()
+
+    def close(self) -> None:
+        """Close every detector."""
+        for detector in self.detectors:
+            detector.close()
+
+
+class ThrottledPersonDetector:
+    """Runs a (slow) person detector only on every ``every``-th call, returning no people on
+    the others — for streams where the found people are then followed by other means (e.g.
+    :class:`~s2m_model.detect.blazepose_tflite.BlazePoseTFLite`'s ROI tracking)."""
+
+    def __init__(self, detector: PersonDetector, every: int) -> None:
+        if every < 1:
+            raise ValueError(f"every must be >= 1, got {every}")
+        self.detector, self.every, self._calls = detector, int(every), 0
+
+    def detect_people(self, image: np.ndarray) -> list[PersonBox]:
+        """The wrapped detector's people on every ``every``-th call (the first included)."""
+        run = self._calls % self.every == 0
+        self._calls += 1
+        return self.detector.detect_people(image) if run else []
+
+    def reset(self) -> None:
+        """Run on the next call again (new stream)."""
+        self._calls = 0
+
+    def close(self) -> None:
+        """Close the wrapped detector."""
+        self.detector.close()

@@ -123,3 +123,62 @@ class MotAccumulator:
             "id_switches_per_100_frames": 100.0 * self.id_switches / max(self.frames, 1),
             "mota": self.mota,
         }
+
+
+@dataclass
+class RecallBins:
+    """Detection recall of ground-truth people by height (pixels): counts per bin.
+
+    Attributes:
+        edges: lower bounds of the cumulative bins (a person counts in every bin whose bound
+            its height reaches), e.g. ``(150, 80)`` gives recall for >= 150 px and >= 80 px.
+    """
+
+    edges: tuple[float, ...] = (150.0, 80.0)
+    total: dict[float, int] = field(default_factory=dict)
+    found: dict[float, int] = field(default_factory=dict)
+
+    def add(self, height: float, hit: bool) -> None:
+        """Count one ground-truth person of ``height`` px, detected or not."""
+        for edge in self.edges:
+            if height >= edge:
+                self.total[edge] = self.total.get(edge, 0) + 1
+                self.found[edge] = self.found.get(edge, 0) + int(hit)
+
+    def summary(self) -> dict[str, dict[str, float | int | None]]:
+        """``{">=150px": {"gt", "found", "recall"}, ...}`` (recall None for an empty bin)."""
+        out = {}
+        for edge in self.edges:
+            n, k = self.total.get(edge, 0), self.found.get(edge, 0)
+            out[f">={edge:g}px"] = {"gt": n, "found": k, "recall": k / n if n else None}
+        return out
+
+
+def score_frame(people: Sequence, keypoints: Sequence[np.ndarray], *,
+                track_ids: Sequence[int] | None = None, mot: MotAccumulator | None = None,
+                recall: RecallBins | None = None, min_visible: float = 0.5,
+                threshold: float = 0.5) -> list[tuple[int, int]]:
+    """Score one frame of detections (and their track ids) against ground truth.
+
+    Ground-truth people (:class:`s2m_model.tracking.synthetic.GtPerson`-like: ``track_id``,
+    ``keypoints``, ``area``, ``height``, ``visible_fraction``) less visible than
+    ``min_visible`` are *don't care*: detections matched to them are neither hits nor false
+    positives. The rest count for ``recall`` (by height) and, with ``track_ids``, for ``mot``.
+
+    Returns:
+        The ``(gt index, detection index)`` matches (OKS >= ``threshold``).
+    """
+    sim = oks_matrix([p.keypoints for p in people], [max(p.area, 1.0) for p in people],
+                     keypoints)
+    pairs = match(sim, threshold)
+    care = [i for i, p in enumerate(people) if p.visible_fraction >= min_visible]
+    ignored_dets = {d for g, d in pairs if g not in care}
+    hit = {g for g, _ in pairs}
+    if recall is not None:
+        for i in care:
+            recall.add(people[i].height, i in hit)
+    if mot is not None and track_ids is not None:
+        keep = [d for d in range(len(keypoints)) if d not in ignored_dets]
+        mot.update([people[i].track_id for i in care], [track_ids[d] for d in keep],
+                   sim[np.ix_(care, keep)])
+    return pairs

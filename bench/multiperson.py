@@ -1,0 +1,164 @@
+"""Benchmark: multi-person detection recall, tracking (id switches, MOTA) and speed.
+
+Prints one JSON object (and writes it to ``--out`` when given):
+
+- ``crowd``: a rendered crowd (``s2m_model.tracking.synthetic``, seeded): ``--clips`` clips of
+  ``--frames`` frames at 640x480 with 2..6 walking people (heights 70-320 px, crossing each
+  other, entering/leaving at the borders). For each detector variant: detection recall (OKS >=
+  0.5 against the rendered COCO-17 keypoints) for people >= 150 px and >= 80 px tall with at
+  least half of their silhouette visible; then the tracker on the default variant: CLEAR-MOT
+  counts, MOTA, id switches per 100 frames, and the median detector ms per frame.
+- ``speed_ms``: detection + landmarks (``BlazePoseTFLite.detect``, video mode) and tracker
+  update per frame, median and p95, for 1, 2, 4 and 6 people (150-300 px tall) at 640x480.
+- ``hardware``: CPU count seen by this process and LiteRT threads.
+
+Variants: ``blazepose+hog5`` (the first one is tracked and timed: BlazePose's person detector
+with 2x2 tiles, one tile per frame, plus OpenCV HOG every 5 frames), ``blazepose`` (BlazePose's
+detector alone), ``blazepose_tiles23`` (2x2 + 3x3 tiles, two per frame), ``hog`` (HOG boxes ->
+BlazePose landmarks), ``blazepose+hog`` (both person detectors on every frame). Needs
+``ai-edge-litert``; without it the JSON says so and the script exits 0.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+
+REPO = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(REPO))
+from s2m_model.body import load_body_model  # noqa: E402
+from s2m_model.tracking.metrics import MotAccumulator, RecallBins, score_frame  # noqa: E402
+from s2m_model.tracking.synthetic import SpriteBank, make_clip  # noqa: E402
+from s2m_model.tracking.tracker import MultiPersonTracker  # noqa: E402
+from s2m_model.util.timing import summarize  # noqa: E402
+
+VARIANTS = ("blazepose+hog5", "blazepose", "blazepose_tiles23", "hog", "blazepose+hog")
+
+
+def make_detector(variant: str, threads: int | None):
+    from s2m_model.detect.blazepose_person import BlazePoseBoxDetector
+    from s2m_model.detect.blazepose_tflite import BlazePoseTFLite
+    from s2m_model.detect.hog_people import HogPersonDetector
+    from s2m_model.detect.person import UnionPersonDetector
+
+    common = dict(enable_segmentation=False, num_threads=threads)
+    if variant == "blazepose":
+        return BlazePoseTFLite(**common)
+    if variant == "blazepose+hog5":
+        return BlazePoseTFLite(hog_every=5, **common)
+    if variant == "blazepose_tiles23":
+        return BlazePoseTFLite(tiles=(2, 3), tiles_per_frame=2, **common)
+    hog = HogPersonDetector()
+    if variant == "hog":
+        return BlazePoseTFLite(person_detector=hog, **common)
+    if variant == "blazepose+hog":
+        blaze = BlazePoseBoxDetector(tiles=2, tiles_per_call=1, num_threads=threads)
+        return BlazePoseTFLite(person_detector=UnionPersonDetector([blaze, hog]), **common)
+    raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
+
+
+def run_crowd(detector, clips, *, track: bool) -> dict:
+    recall = RecallBins()
+    mot = MotAccumulator()
+    times, per_frame = [], []
+    for frames in clips:
+        detector.reset()
+        tracker = MultiPersonTracker()
+        for frame in frames:
+            start = time.perf_counter()
+            dets = detector.detect(frame.image)
+            times.append((time.perf_counter() - start) * 1e3)
+            per_frame.append(len(dets))
+            kps = [d.keypoints for d in dets]
+            if track:
+                tracked = tracker.update(dets)
+                score_frame(frame.people, kps, recall=recall)
+                score_frame(frame.people, [t.detection.keypoints for t in tracked],
+                            track_ids=[t.track_id for t in tracked], mot=mot)
+            else:
+                score_frame(frame.people, kps, recall=recall)
+    out = {"recall": recall.summary(), "detect_ms": summarize(times, 1),
+           "persons_per_frame": float(np.mean(per_frame))}
+    if track:
+        out["tracking"] = mot.summary()
+    return out
+
+
+def run_speed(detector, bank, threads, counts=(1, 2, 4, 6), frames=20) -> dict:
+    out = {}
+    for n in counts:
+        clip = make_clip(bank, n_frames=frames, n_people=n, heights=(150, 300), seed=100 + n)
+        detector.reset()
+        tracker = MultiPersonTracker()
+        det_ms, trk_ms, found = [], [], []
+        for i, frame in enumerate(clip):
+            start = time.perf_counter()
+            dets = detector.detect(frame.image)
+            mid = time.perf_counter()
+            tracker.update(dets)
+            end = time.perf_counter()
+            if i >= 2:  # warm-up
+                det_ms.append((mid - start) * 1e3)
+                trk_ms.append((end - mid) * 1e3)
+            found.append(len(dets))
+        visible = np.mean([sum(p.visible_fraction >= 0.5 for p in f.people) for f in clip])
+        out[str(n)] = {"detect_landmarks": summarize(det_ms, 1), "tracker": summarize(trk_ms, 2),
+                       "persons_found_per_frame": float(np.mean(found)),
+                       "persons_visible_per_frame": float(visible)}
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
+    parser.add_argument("--clips", type=int, default=5, help="crowd clips (2..6 people)")
+    parser.add_argument("--frames", type=int, default=40, help="frames per clip")
+    parser.add_argument("--variants", default=",".join(VARIANTS),
+                        help=f"comma-separated detector variants ({', '.join(VARIANTS)})")
+    parser.add_argument("--threads", type=int, default=None, help="LiteRT threads per model")
+    parser.add_argument("--no-speed", action="store_true", help="skip the speed part")
+    parser.add_argument("--out", type=Path, default=None, help="also write the JSON here")
+    args = parser.parse_args(argv)
+    try:
+        import ai_edge_litert  # noqa: F401
+    except ImportError:
+        print(json.dumps({"skipped": "ai-edge-litert is not installed "
+                          "(pip install ai-edge-litert==2.3.0)"}))
+        return 0
+    variants = [v.strip() for v in args.variants.split(",") if v.strip()]
+    start = time.perf_counter()
+    body = load_body_model("s2m-free", dtype=torch.float32)
+    bank = SpriteBank(body, identities=6, phases=6, seed=0)
+    clips = [make_clip(bank, n_frames=args.frames, n_people=2 + i % 5, heights=(70, 320),
+                       seed=i) for i in range(args.clips)]
+    report: dict = {
+        "crowd": {"clips": args.clips, "frames_per_clip": args.frames,
+                  "people_per_clip": [2 + i % 5 for i in range(args.clips)],
+                  "size": "640x480", "heights_px": [70, 320], "variants": {}},
+        "hardware": {"cpu_count": os.cpu_count(), "litert_threads": args.threads},
+    }
+    for variant in variants:
+        detector = make_detector(variant, args.threads)
+        report["crowd"]["variants"][variant] = run_crowd(detector, clips,
+                                                         track=variant == variants[0])
+        detector.close()
+    if not args.no_speed:
+        detector = make_detector(variants[0], args.threads)
+        report["speed_ms"] = run_speed(detector, bank, args.threads)
+        detector.close()
+    report["seconds"] = round(time.perf_counter() - start, 1)
+    text = json.dumps(report, indent=1)
+    print(text)
+    if args.out is not None:
+        args.out.write_text(text + "\n")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
