@@ -71,6 +71,7 @@ def run_crowd(detector, clips, *, track: bool) -> dict:
     for frames in clips:
         detector.reset()
         tracker = MultiPersonTracker()
+        mot.new_sequence()
         for frame in frames:
             start = time.perf_counter()
             dets = detector.detect(frame.image)

@@ -231,3 +231,103 @@ def test_blazepose_detectors_follow_the_interfaces(litert):
     det.close()
     with pytest.raises(RuntimeError, match="closed"):
         det.detect(np.zeros((32, 32, 3), np.uint8))
+
+
+# --- other person detectors, combinations, duplicates ----------------------------------------
+
+
+class FixedPeople:
+    """A person detector that returns the given people (and counts its calls)."""
+
+    def __init__(self, people):
+        self.people, self.calls, self.closed = people, 0, False
+
+    def detect_people(self, image):
+        self.calls += 1
+        return list(self.people)
+
+    def close(self):
+        self.closed = True
+
+
+def test_union_and_throttled_person_detectors():
+    from s2m_model.detect.person import ThrottledPersonDetector, UnionPersonDetector
+
+    a = FixedPeople([PersonBox([0, 0, 10, 20], 0.9, np.zeros((4, 2)), source="a")])
+    b = FixedPeople([PersonBox([1, 0, 11, 20], 0.8, source="b"),  # the same person as a's
+                     PersonBox([50, 0, 60, 20], 0.7, source="b")])
+    union = UnionPersonDetector([a, b])
+    found = union.detect_people(np.zeros((8, 8, 3), np.uint8))
+    assert [p.source for p in found] == ["a", "b"] and found[1].box[0] == 50
+    slow = ThrottledPersonDetector(b, every=3)
+    counts = [len(slow.detect_people(None)) for _ in range(6)]
+    assert counts == [2, 0, 0, 2, 0, 0] and b.calls == 3
+    slow.reset()
+    assert len(slow.detect_people(None)) == 2
+    union.close()
+    assert a.closed and b.closed
+    with pytest.raises(ValueError):
+        UnionPersonDetector([])
+    with pytest.raises(ValueError):
+        ThrottledPersonDetector(a, every=0)
+
+
+def test_duplicate_and_fragment_rules():
+    from s2m_model.detect.blazepose_tflite import is_fragment, same_landmarks, same_roi
+
+    assert same_roi(Roi(100, 100, 200), Roi(120, 110, 220))
+    assert not same_roi(Roi(100, 100, 200), Roi(200, 100, 200))  # a neighbour
+    assert not same_roi(Roi(100, 100, 200), Roi(100, 100, 60))  # a far person behind
+    rng = np.random.default_rng(0)
+    person = np.column_stack([rng.uniform(0, 100, 39), rng.uniform(0, 300, 39),
+                              np.zeros(39), np.ones(39), np.ones(39)])
+    nudged = person.copy()
+    nudged[:, :2] += 3.0
+    assert same_landmarks(person, nudged)
+    other = person.copy()
+    other[:, 0] += 80.0  # someone next to them
+    assert not same_landmarks(person, other) and not is_fragment(other, person)
+    piece = person.copy()
+    piece[:, :2] = piece[:, :2] * 0.3 + [30.0, 100.0]  # a small cut inside the person
+    assert is_fragment(piece, person) and not is_fragment(person, piece)
+
+
+def test_hog_finds_rendered_people(three_people):
+    pytest.importorskip("cv2")
+    from s2m_model.detect.hog_people import HogPersonDetector
+
+    image, gt = three_people
+    hog = HogPersonDetector()
+    found = hog.detect_people(image)
+    assert isinstance(hog, PersonDetector) and found and all(p.keypoints is None for p in found)
+    # measured: 1 of the 3 frontal 300 px people (HOG is for smaller, walking people); every
+    # box is on a person
+    overlap = box_iou(np.stack([g.box for g in gt]), np.stack([p.box for p in found]))
+    assert (overlap.max(0) > 0.3).all()
+    assert hog.detect_people(np.full((100, 60, 3), 128, np.uint8)) == []  # under one window
+    with pytest.raises(ValueError):
+        HogPersonDetector(scale=1.0)
+    hog.close()
+    with pytest.raises(RuntimeError, match="closed"):
+        hog.detect_people(image)
+
+
+def test_video_mode_keeps_people_from_the_previous_rois(litert, three_people):
+    """In video mode the landmarks' own ROIs carry the people to the next frame even when
+    the person detector finds nobody."""
+    from s2m_model.detect.blazepose_tflite import BlazePoseTFLite
+
+    image, _ = three_people
+    boxes = FixedPeople([])
+    with BlazePoseTFLite(static_image_mode=True, enable_segmentation=False) as seeded:
+        first = seeded.detect_landmarks(image)
+    assert len(first) == 3
+    det = BlazePoseTFLite(person_detector=boxes, enable_segmentation=False)
+    det._prev_rois = [f.next_roi() for f in first]  # as if a previous frame had found them
+    assert len(det.detect(image)) == 3 and boxes.calls == 1
+    det.reset()
+    assert det.detect(image) == []  # after reset only the (empty) person detector counts
+    det.close()
+    with BlazePoseTFLite(hog_every=3, static_image_mode=True, enable_segmentation=False) as hy:
+        assert len(hy.detect(image)) == 3
+        assert type(hy.person_detector).__name__ == "UnionPersonDetector"

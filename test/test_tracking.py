@@ -143,6 +143,10 @@ def test_mot_accumulator_counts_switches_misses_and_false_positives():
     assert s["id_switches"] == 2 + 1  # 10<->20 swapped at frame 3, 1 back to 10 at frame 4
     assert s["mota"] == pytest.approx(1 - (1 + 1 + 3) / 9)
     assert MotAccumulator().mota == 1.0
+    # a new clip reuses ids: no switch is counted across clips
+    acc.new_sequence()
+    acc.update([1], [20], np.array([[0.9]]))
+    assert acc.id_switches == 3
     assert match(np.array([[0.2, 0.9], [0.8, 0.1]])) == [(0, 1), (1, 0)]
     assert match(np.zeros((0, 3))) == []
 
@@ -186,3 +190,26 @@ def test_synthetic_clip_has_ground_truth(body):
     assert ((inside >= p.box[:2] - 2) & (inside <= p.box[2:] + 2)).all()
     with pytest.raises(ValueError):
         make_clip(bank, n_frames=0)
+
+
+def test_score_frame_recall_bins_and_dont_care_people():
+    from types import SimpleNamespace
+
+    from s2m_model.tracking.metrics import RecallBins, score_frame
+
+    def gt(track_id, cx, h, visible):
+        kp = person(cx, 240, h=h).keypoints.copy()
+        kp[:, 2] = 2
+        return SimpleNamespace(track_id=track_id, keypoints=kp, area=0.3 * h * h, height=h,
+                               visible_fraction=visible)
+
+    people = [gt(0, 100, 200, 1.0), gt(1, 300, 100, 1.0), gt(2, 500, 120, 0.2)]
+    dets = [person(101, 240, h=200).keypoints, person(500, 240, h=120).keypoints]
+    recall, mot = RecallBins(), MotAccumulator()
+    pairs = score_frame(people, dets, track_ids=[7, 8], mot=mot, recall=recall)
+    assert sorted(pairs) == [(0, 0), (2, 1)]
+    s = recall.summary()
+    assert s[">=150px"] == {"gt": 1, "found": 1, "recall": 1.0}
+    assert s[">=80px"] == {"gt": 2, "found": 1, "recall": 0.5}
+    # the detection of the mostly hidden person is neither a hit nor a false positive
+    assert (mot.gt, mot.matches, mot.misses, mot.false_positives) == (2, 1, 1, 0)

@@ -104,6 +104,12 @@ class MotAccumulator:
         self.false_positives += len(track_ids) - len(pairs)
         return [(gt_ids[gi], track_ids[dj]) for gi, dj in pairs]
 
+    def new_sequence(self) -> None:
+        """Start another sequence (clip): ids of different sequences are unrelated, so the
+        correspondences are forgotten (the counts go on)."""
+        self._last = {}
+        self._current = {}
+
     @property
     def mota(self) -> float:
         """``1 - (misses + false positives + id switches) / GT`` (1.0 when there is no GT)."""
