@@ -287,6 +287,12 @@ def test_duplicate_and_fragment_rules():
     other = person.copy()
     other[:, 0] += 80.0  # someone next to them
     assert not same_landmarks(person, other) and not is_fragment(other, person)
+    from s2m_model.detect.blazepose_tflite import in_image, plausible_roi
+
+    assert plausible_roi(Roi(320, 240, 300), 640, 480)
+    assert not plausible_roi(Roi(-700, 466, 3773), 640, 480)  # seen from a tile's cut person
+    assert not plausible_roi(Roi(320, 240, 4.0), 640, 480)
+    assert in_image(person, 640, 480) and not in_image(person - [1000, 0, 0, 0, 0], 640, 480)
     piece = person.copy()
     piece[:, :2] = piece[:, :2] * 0.3 + [30.0, 100.0]  # a small cut inside the person
     assert is_fragment(piece, person) and not is_fragment(person, piece)

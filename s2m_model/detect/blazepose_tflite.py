@@ -325,14 +325,15 @@ class BlazePoseTFLite:
             # person: skip its landmark run (~20 ms per person).
             fresh = [r for r in (self.roi_for(p) for p in people)
                      if not any(same_roi(r, t) for t in tracked)]
-            rois = tracked + fresh
+            height, width = rgb.shape[:2]
+            rois = [r for r in tracked + fresh if plausible_roi(r, width, height)]
             results: list[PoseLandmarks] = []
             for roi in rois:
                 if len(results) >= self.max_people:
                     break
                 found = self.landmarker.run(rgb, roi, with_mask=self.enable_segmentation,
                                             min_presence=self.min_presence)
-                if found is None or any(
+                if found is None or not in_image(found.landmarks, width, height) or any(
                         same_landmarks(found.landmarks, r.landmarks, self.dedupe_distance)
                         or is_fragment(found.landmarks, r.landmarks) for r in results):
                     continue
@@ -416,3 +417,23 @@ def is_fragment(part: np.ndarray, whole: np.ndarray, *, inside: float = 0.8,
     w = max(0.0, min(a[2], b[2]) - max(a[0], b[0]))
     h = max(0.0, min(a[3], b[3]) - max(a[1], b[1]))
     return bool(w * h / area_a > inside and area_a < area_ratio * area_b)
+
+
+def plausible_roi(roi: Roi, width: int, height: int, *, max_size: float = 2.0,
+                  min_size: float = 16.0) -> bool:
+    """Whether a ROI can frame a person in a ``width`` x ``height`` image: centre within half
+    an image of it, side between ``min_size`` px and ``max_size`` x the longer image side.
+    Rejects the huge, far-off ROIs that a person cut by a tile border, or a landmark result on
+    nothing, can produce (they would be carried from frame to frame in video mode)."""
+    side = max(width, height)
+    inside = -0.5 * width <= roi.cx <= 1.5 * width and -0.5 * height <= roi.cy <= 1.5 * height
+    return inside and min_size <= roi.size <= max_size * side
+
+
+def in_image(landmarks: np.ndarray, width: int, height: int, *, min_points: int = 4) -> bool:
+    """Whether at least ``min_points`` of the 33 landmarks with visibility >= 0.5 lie in the
+    image (a person mostly outside the frame, or a hallucination, is not reported)."""
+    lm = landmarks[:33]
+    seen = (lm[:, 3] >= 0.5) & (lm[:, 0] >= 0) & (lm[:, 0] < width) & (lm[:, 1] >= 0) & (
+        lm[:, 1] < height)
+    return int(seen.sum()) >= min_points
