@@ -52,11 +52,11 @@ def make_detector(variant: str, threads: int | None):
 
     common = dict(enable_segmentation=False, num_threads=threads)
     if variant == "blazepose":
-        return BlazePoseTFLite(**common)
+        return BlazePoseTFLite(hog_every=0, **common)
     if variant == "blazepose+hog5":
         return BlazePoseTFLite(hog_every=5, **common)
     if variant == "blazepose_tiles23":
-        return BlazePoseTFLite(tiles=(2, 3), tiles_per_frame=2, **common)
+        return BlazePoseTFLite(tiles=(2, 3), tiles_per_frame=2, hog_every=0, **common)
     hog = HogPersonDetector()
     if variant == "hog":
         return BlazePoseTFLite(person_detector=hog, **common)
