@@ -86,8 +86,10 @@ def test_video_file_source(tmp_path):
     assert len(received) == N
     stamps = [stamp_to_ns(m.header.stamp) for m in received]
     assert all(b > a for a, b in zip(stamps, stamps[1:], strict=False))
-    # paced at 2x the 10 fps recording: at least 4 frame periods / 2 between first and last
-    assert stamps[-1] - stamps[0] >= 0.2e9 * 0.99
+    # paced at 2x the 10 fps recording: 4 frame periods / 2 = 0.2 s between first and last.
+    # Stamps are publish times and the schedule is absolute, so a late first frame (a loaded
+    # machine) shortens the span a little; unpaced playback would take milliseconds.
+    assert stamps[-1] - stamps[0] >= 0.2e9 * 0.75
     for msg, rgb in zip(received, _frames(), strict=True):
         assert msg.header.frame_id == "camera_optical_frame" and msg.encoding == "rgb8"
         np.testing.assert_array_equal(image_to_numpy(msg), rgb)
