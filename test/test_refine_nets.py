@@ -67,3 +67,33 @@ def test_nets_reject_bad_input():
         ShapeRefineNet("blazepose33", 17)(skel, kp, box, mask, torch.zeros(3, 9))
     with pytest.raises(ValueError, match="unknown SMPL joint"):
         PoseRefineNet(33, 17, joints=("nose",))
+
+
+@pytest.mark.parametrize("name", ["refine-pose", "refine-shape"])
+def test_refine_nets_export_to_onnx_with_parity(tmp_path, name):
+    pytest.importorskip("onnxruntime")
+    from s2m_model.export.models import EXPORTABLE, ExportOptions
+    from s2m_model.export.onnx import export_onnx, verify_onnx
+
+    module, inputs, ins, outs = EXPORTABLE[name](ExportOptions(batch=3, format="blazepose33"))
+    path = export_onnx(module, inputs, tmp_path / f"{name}.onnx", ins, outs)
+    diffs = verify_onnx(module, path, inputs, atol=1e-4)
+    assert max(diffs.values()) < 1e-4
+    one = tuple(x[:1] for x in inputs)  # dynamic batch
+    assert max(verify_onnx(module, path, one, atol=1e-4).values()) < 1e-4
+
+
+def test_refine_checkpoint_round_trip(tmp_path):
+    from s2m_model.refine.nets_io import load_refine_nets, save_refine_nets
+
+    pose, shape = PoseRefineNet(33, 17, hidden=16), ShapeRefineNet("blazepose33", 17, hidden=16)
+    torch.nn.init.normal_(shape.head.weight)
+    path = save_refine_nets(tmp_path / "r.pt", pose, shape, meta={"licence": "test"})
+    p2, s2, meta = load_refine_nets(path)
+    skel, kp, box, mask, _ = _inputs()
+    b0 = torch.zeros(3, 10)
+    assert torch.allclose(s2(skel, kp, box, mask, b0), shape(skel, kp, box, mask, b0))
+    assert p2.hidden == 16 and meta["licence"] == "test"
+    (tmp_path / "bad.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(ValueError, match="cannot read"):
+        load_refine_nets(tmp_path / "bad.pt")

@@ -185,3 +185,57 @@ def _lifter(options: ExportOptions) -> ExportSpec:
 
     lifter = load_lifter(options.checkpoint or "default")
     return lifter, (example_input(options.batch),), ["keypoints_2d_norm"], ["joints_3d"]
+
+
+def _refine_net(options: ExportOptions, which: str) -> ExportSpec:
+    import torch
+
+    from s2m_model.refine.nets_io import load_refine_nets
+    from s2m_model.refine.pose_net import PoseRefineNet
+    from s2m_model.refine.shape_net import ShapeRefineNet
+    from s2m_model.skeletons import get_format
+
+    if options.checkpoint:
+        pose, shape, _ = load_refine_nets(options.checkpoint)
+        net = pose if which == "pose" else shape
+        if net is None:
+            raise ValueError(f"{options.checkpoint} holds no {which} network")
+    else:  # untrained, with a seeded non-zero head so the parity check means something
+        state = torch.random.get_rng_state()
+        try:
+            torch.manual_seed(1234)
+            j = get_format(options.format).num_joints
+            net = PoseRefineNet(j, 17) if which == "pose" else ShapeRefineNet(options.format, 17)
+            torch.nn.init.normal_(net.head.weight, std=0.05)
+        finally:
+            torch.random.set_rng_state(state)
+    net = net.float().eval()
+    b, g = options.batch, torch.Generator().manual_seed(0)
+    joints = net.num_skeleton_joints if which == "pose" else get_format(net.skeleton_fmt).num_joints
+    skel = torch.randn(b, joints, 3, generator=g) * 0.3
+    kp = torch.cat([torch.rand(b, net.num_keypoints, 2, generator=g) * 200 + 100,
+                    torch.rand(b, net.num_keypoints, 1, generator=g)], -1)  # fmt: skip
+    box = torch.tensor([[100.0, 80.0, 300.0, 400.0]]).repeat(b, 1)
+    mask = torch.rand(b, 32, 24, generator=g)
+    names = ["skeleton", "keypoints", "box", "mask"]
+    if which == "pose":
+        import roma
+
+        rot = roma.random_rotmat(b * 24, generator=g).reshape(b, 24, 3, 3)
+        return net, (skel, kp, box, mask, rot), [*names, "rotmats"], ["residual"]
+    betas0 = torch.randn(b, 10, generator=g)
+    return net, (skel, kp, box, mask, betas0), [*names, "betas0"], ["betas"]
+
+
+@register_exportable("refine-pose")
+def _refine_pose(options: ExportOptions) -> ExportSpec:
+    """Learned PR: (skeleton, keypoints, box, mask (B,32,24), DIK rotmats) -> residual
+    rotations (B,8,3,3); ``--checkpoint`` an ``s2m train refine`` file (else untrained)."""
+    return _refine_net(options, "pose")
+
+
+@register_exportable("refine-shape")
+def _refine_shape(options: ExportOptions) -> ExportSpec:
+    """Learned SR: (skeleton, keypoints, box, mask (B,32,24), betas0) -> betas (B,10);
+    ``--checkpoint`` an ``s2m train refine`` file (else untrained)."""
+    return _refine_net(options, "shape")
