@@ -12,9 +12,11 @@ Timestamps are integer nanoseconds (the log time of each message: receive time w
 
 from __future__ import annotations
 
+import sqlite3
 import sys
 import threading
 from collections.abc import Iterable, Iterator, Mapping
+from contextlib import contextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -186,6 +188,61 @@ class BagMessage:
     msg: Any
 
 
+class BagError(ValueError):
+    """A bag that cannot be read: truncated or empty storage file, broken ``metadata.yaml``.
+
+    A ValueError (bad input), with a one-line message naming the bag.
+    """
+
+
+# What rosbags (and the storage libraries below it) raise on a damaged bag.
+_BAG_ERRORS: tuple[type[BaseException], ...] = (sqlite3.DatabaseError, EOFError, KeyError)
+
+
+def _bag_errors() -> tuple[type[BaseException], ...]:
+    from rosbags.highlevel import AnyReaderError
+    from rosbags.rosbag2 import ReaderError
+
+    return (AnyReaderError, ReaderError, *_BAG_ERRORS)
+
+
+def _bag_error(path: Path, exc: BaseException) -> BagError:
+    # YAML parser messages span several lines; the CLI prints one line per error.
+    detail = " ".join(str(exc).split()) or type(exc).__name__
+    return BagError(f"cannot read bag {path}: {detail}")
+
+
+@contextmanager
+def open_bag(path: str | Path, typestore: Typestore | None = None) -> Iterator[Any]:
+    """An open rosbags ``AnyReader`` of the rosbag2 folder ``path``.
+
+    Raises:
+        FileNotFoundError: no such folder or no ``metadata.yaml`` in it.
+        BagError: the bag is damaged (truncated/empty storage file, broken metadata), also
+        when found while reading its messages.
+    """
+    from rosbags.highlevel import AnyReader
+
+    path = Path(path)
+    if not path.exists():
+        raise FileNotFoundError(f"no bag at {path}")
+    errors = _bag_errors()
+    try:
+        reader = AnyReader([path], default_typestore=typestore or s2m_typestore())
+        reader.open()
+    except errors as exc:
+        raise _bag_error(path, exc) from exc
+    try:
+        yield reader
+    except errors as exc:
+        raise _bag_error(path, exc) from exc
+    finally:
+        try:
+            reader.close()
+        except errors:  # closing a damaged bag must not hide the first error
+            pass
+
+
 def read_bag(
     path: str | Path,
     topics: Iterable[str] | None = None,
@@ -198,11 +255,12 @@ def read_bag(
     the stored RIHS01 hashes); ``typestore`` (default :func:`s2m_typestore`) is used only for
     bags without definitions. With ``raw``, ``msg`` is the CDR bytes (for
     ``rclpy.serialization.deserialize_message``).
-    """
-    from rosbags.highlevel import AnyReader
 
+    Raises:
+        FileNotFoundError: no bag at ``path``. BagError: a damaged bag (see :func:`open_bag`).
+    """
     wanted = None if topics is None else set(topics)
-    with AnyReader([Path(path)], default_typestore=typestore or s2m_typestore()) as reader:
+    with open_bag(path, typestore) as reader:
         connections = [c for c in reader.connections if wanted is None or c.topic in wanted]
         for conn, timestamp, rawdata in reader.messages(connections=connections):
             msg = bytes(rawdata) if raw else reader.deserialize(rawdata, conn.msgtype)
@@ -210,10 +268,12 @@ def read_bag(
 
 
 def bag_topics(path: str | Path) -> dict[str, str]:
-    """``{topic: "pkg/msg/Name"}`` of a rosbag2 folder."""
-    from rosbags.highlevel import AnyReader
+    """``{topic: "pkg/msg/Name"}`` of a rosbag2 folder.
 
-    with AnyReader([Path(path)], default_typestore=s2m_typestore()) as reader:
+    Raises:
+        FileNotFoundError: no bag at ``path``. BagError: a damaged bag.
+    """
+    with open_bag(path) as reader:
         return {c.topic: c.msgtype for c in reader.connections}
 
 

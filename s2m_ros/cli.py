@@ -167,7 +167,11 @@ def run_eval_bag(args: argparse.Namespace) -> int:
 
     _threads()
     # the outputs' namespace is the node's: a params file addresses s2m_node there
-    params = load_params_file(args.params, namespace=args.prefix) if args.params else {}
+    try:
+        params = load_params_file(args.params, namespace=args.prefix) if args.params else {}
+    except ValueError as exc:
+        # YAML parser messages span several lines: the CLI prints one error line
+        raise ValueError(" ".join(str(exc).split())) from exc
     result = evaluate_bag(
         args.bag,
         args.out,
