@@ -53,6 +53,7 @@ setup(
             "retarget = s2m_model.retarget.cli:register",
             "run = s2m_model.run_cli:register",
             "train = s2m_model.lifter.cli:register",
+            "train_refine = s2m_model.refine.train_cli:register",  # adds `train refine`
             "ros = s2m_ros.cli:register",  # live, eval-bag, record
         ],
     },
