@@ -58,9 +58,7 @@ def validate_image(
     if arr.dtype == object:
         raise ValueError(f"{name}: object arrays are not images")
     if arr.ndim not in (2, 3):
-        raise ValueError(
-            f"{name}: expected (H, W), (H, W, 3) or (H, W, 4), got shape {arr.shape}"
-        )
+        raise ValueError(f"{name}: expected (H, W), (H, W, 3) or (H, W, 4), got shape {arr.shape}")
     if arr.size == 0:
         raise ValueError(f"{name}: empty image of shape {arr.shape}")
     if arr.ndim == 3 and arr.shape[2] not in (1, 3, 4):
@@ -132,7 +130,11 @@ def load_image(path: str | Path, *, max_side: int = MAX_IMAGE_SIDE) -> np.ndarra
         if str(path) in str(exc):
             raise
         raise ValueError(f"{path}: cannot read image ({exc})") from exc
-    except (OSError, SyntaxError, UnidentifiedImageError, Image.DecompressionBombError) as exc:
+    except Image.DecompressionBombError as exc:  # raised by Image.open from the header alone
+        raise ValueError(
+            f"{path}: the header's size exceeds the limit of {max_side} px per side ({exc})"
+        ) from exc
+    except (OSError, SyntaxError, UnidentifiedImageError) as exc:
         raise ValueError(f"{path}: corrupt, truncated or unsupported image ({exc})") from exc
     return validate_image(arr, max_side=max_side, name=str(path))
 
@@ -162,6 +164,29 @@ def list_images(folder: str | Path) -> list[Path]:
     return sorted(files, key=_natural_key)
 
 
+# ffmpeg's version/build banner, printed before every error; says nothing about the file.
+_FFMPEG_BANNER = ("ffmpeg version", "built with", "configuration:", "lib")
+# "[in#0 @ 0x5585...] moov atom not found" -> "moov atom not found"
+_FFMPEG_CONTEXT = re.compile(r"^\[[^\]]*@ 0x[0-9a-f]+\]\s*")
+
+
+def ffmpeg_error(exc: BaseException) -> str:
+    """One line from an imageio-ffmpeg error: ffmpeg's own diagnostics, without its banner.
+
+    imageio puts ffmpeg's whole stderr (~50 lines, mostly the build configuration) into the
+    exception; the lines that matter are the few after the banner.
+    """
+    text = str(exc)
+    head, _, stderr = text.partition("=== stderr ===")
+    reasons: list[str] = []
+    for line in stderr.splitlines():
+        line = _FFMPEG_CONTEXT.sub("", line.strip())
+        if line and not line.startswith(_FFMPEG_BANNER) and line not in reasons:
+            reasons.append(line)
+    summary = "; ".join(reasons[:3]) if reasons else " ".join(head.split())
+    return summary or type(exc).__name__
+
+
 def probe_video(path: str | Path) -> dict:
     """Metadata of a video file: ``fps``, ``width``, ``height``, ``duration_s``, ``codec``.
 
@@ -177,7 +202,7 @@ def probe_video(path: str | Path) -> dict:
     try:
         meta = iio.immeta(path, plugin="FFMPEG")
     except Exception as exc:  # ffmpeg reports many error types
-        raise ValueError(f"{path}: cannot open as a video ({exc})") from exc
+        raise ValueError(f"{path}: cannot open as a video ({ffmpeg_error(exc)})") from exc
     width, height = meta.get("size", (0, 0))
     return {
         "fps": float(meta.get("fps") or 0.0),
@@ -271,15 +296,29 @@ def _iter_video(
 ) -> Iterator[tuple[int, float, np.ndarray]]:
     import imageio.v3 as iio
 
+    meta = probe_video(path)
     if fps is None:
-        fps = probe_video(path)["fps"]
+        fps = meta["fps"]
         if not fps > 0:
             raise ValueError(f"{path}: the video header has no frame rate; pass fps=")
+    # frames the header promises (duration x header rate); 0 when the header has no duration
+    expected = int(round(meta["duration_s"] * meta["fps"]))
+    read = 0
     try:
         frames = iio.imiter(path, plugin="FFMPEG")
         for index, frame in enumerate(frames):
+            read = index + 1
             yield index, index / fps, validate_image(frame, max_side=max_side, name=str(path))
     except Exception as exc:  # ffmpeg reports many error types
         if isinstance(exc, ValueError) and str(path) in str(exc):
             raise
-        raise ValueError(f"{path}: cannot decode video ({exc})") from exc
+        raise ValueError(f"{path}: cannot decode video ({ffmpeg_error(exc)})") from exc
+    # Reached only when the whole video was read (a consumer that stops early closes us).
+    # Headers round the duration: a frame or two short is normal, more is a damaged file.
+    if expected and read < expected - max(2, expected // 50):
+        log.warning(
+            "%s: the video ended early: %d of %d frames read (truncated or damaged file?)",
+            path,
+            read,
+            expected,
+        )
