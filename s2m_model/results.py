@@ -7,7 +7,6 @@
 # Otherwise you own task H1: go on (and do not run the mkdir again).
 # >>> END OF NOTICE <<<
 
-
 from __future__ import annotations
 
 from dataclasses import dataclass, field

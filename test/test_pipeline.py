@@ -167,7 +167,7 @@ def test_pipeline_leaves_torch_threads_alone(body32):
 def test_config_defaults_and_validation(tmp_path):
     cfg = PipelineConfig()
     assert (cfg.body, cfg.detector, cfg.video_mode, cfg.lifter, cfg.device) == (
-        "s2m-free", "mediapipe", True, "s2m", "cpu")
+        "s2m-free", "mediapipe", True, "mediapipe-world", "cpu")
     assert cfg.temporal and cfg.fov_deg == 55.0
     assert PipelineConfig.from_dict({"fov_deg": 60, "max_persons": 2}).fov_deg == 60
     for bad in ({"nope": 1}, {"fov_deg": 0}, {"fov_deg": 200}, {"max_persons": 0},
@@ -184,7 +184,8 @@ def test_config_defaults_and_validation(tmp_path):
     with pytest.raises(ValueError):
         PipelineConfig.from_dict([1, 2])
     # the front end and the s2m lifter's weights; the old meaning of `lifter` still works
-    assert (cfg.lifter, cfg.lifter_model) == ("s2m", "default")
+    # default front end chosen by measurement on real photos (docs/benchmarks.md, issue 10)
+    assert (cfg.lifter, cfg.lifter_model) == ("mediapipe-world", "default")
     assert PipelineConfig(lifter="mediapipe-world").lifter == "mediapipe-world"
     for legacy in ("default", "ckpt/lifter.pt", "my.pth"):
         old = PipelineConfig(lifter=legacy)
@@ -232,7 +233,8 @@ def test_process_synthetic_person_lands_in_place(body32):
     err = _reprojection_px(body32, res, kp, CAM)
     assert err.mean() < 1.0 and err.max() < 3.0
     # transl is what places the body: the model with these parameters gives the same joints
-    out = body32(global_orient=torch.from_numpy(res.global_orient)[None],
+    out = body32(betas=torch.from_numpy(res.betas)[None],
+                 global_orient=torch.from_numpy(res.global_orient)[None],
                  body_pose=torch.from_numpy(res.body_pose)[None],
                  transl=torch.from_numpy(res.transl)[None])  # fmt: skip
     np.testing.assert_allclose(out.joints[0].numpy(), res.joints, atol=1e-4)
@@ -413,9 +415,9 @@ def test_mediapipe_world_falls_back_when_landmarks_are_missing(body32):
     assert pipe.counters["world_landmarks_missing"] == 1 and len(lifter.cameras) == 1
     assert np.linalg.norm(first.joints[0] - scene_a.joints[0]) < 0.03
     assert np.linalg.norm(second.joints[0] - scene_b.joints[0]) < 0.03
-    # the default front end never looks at world landmarks
+    # the s2m front end never looks at world landmarks
     lifter.register(with_world.keypoints, scene_a.h36_rel)
-    plain = Pipeline(PipelineConfig(temporal=False, dik_backend="eager"),
+    plain = Pipeline(PipelineConfig(lifter="s2m", temporal=False, dik_backend="eager"),
                      detector=DetectionScript([[with_world]]), lifter=lifter, body=body32)
     (res,) = plain.process(_image())
     assert res.lifter == "s2m" and plain.counters["world_landmarks_missing"] == 0

@@ -23,7 +23,6 @@ see :func:`set_torch_threads`.
 # Otherwise you own task H2: go on (and do not run the mkdir again).
 # >>> END OF NOTICE <<<
 
-
 from __future__ import annotations
 
 import dataclasses
@@ -206,7 +205,7 @@ class PipelineConfig:
     detector: str = "mediapipe"
     detector_options: dict[str, Any] = field(default_factory=dict)
     video_mode: bool = True
-    lifter: str = "s2m"
+    lifter: str = "mediapipe-world"
     lifter_model: str = "default"
     device: str = "cpu"
     temporal: bool = True

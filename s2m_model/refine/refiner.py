@@ -23,7 +23,6 @@ metres, radians, pixels.
 # Otherwise you own task H1: go on (and do not run the mkdir again).
 # >>> END OF NOTICE <<<
 
-
 from __future__ import annotations
 
 from collections.abc import Hashable, Sequence
