@@ -128,6 +128,7 @@ def test_skeleton_mode_shape_refinement_recovers_the_body(body32, bodies):
             assert np.abs(betas).max() > 0.1 and np.isfinite(betas).all()
             assert all((r.betas_std < 1).any() for r in res)
             assert "refine" in res[0].timings_ms
+    print(pve)
     assert pve["sr"] < 0.8 * pve["off"], pve
 
 
@@ -158,12 +159,14 @@ def test_image_fit_reprojects_closer_than_dik_only(body32, bodies):
     for name, config in (("off", OFF), ("full", {})):
         pipe, res = _run(body32, scenes, **config)
         assert len(res) == 2
-        errors[name] = np.mean([_coco_px(body32, r, d) for r, (d, _) in zip(res, scenes)])
+        px = [_coco_px(body32, r, d) for r, (d, _) in zip(res, scenes, strict=True)]
+        errors[name] = float(np.mean(px))
         if name == "full":
             assert "fit" in res[0].timings_ms and "fit_not_converged" in pipe.counters
             status = np.stack([r.joint_status for r in res])
             assert status.dtype == np.int8 and set(np.unique(status)) <= {0, 1, 2}
             assert (status == REFINED).any()
+    print(errors)
     assert errors["full"] < 0.7 * errors["off"], errors
 
 
