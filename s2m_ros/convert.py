@@ -240,7 +240,8 @@ def numpy_to_image(
 def person_to_body_msg(result: PersonResult, header: Msg, model: str = "") -> Msg:
     """:class:`PersonResult` -> s2m_ros/Body (see msg/Body.msg for frames and units).
 
-    ``confidence`` None becomes all 1, ``solved`` None all true, ``bbox`` None all 0.
+    ``confidence`` None becomes all 1, ``solved`` None all true, ``bbox`` None all 0,
+    ``joint_status`` None SOLVED/DEFAULT from ``solved``, ``betas_std`` None all 1 (the prior).
 
     Raises:
         ValueError: wrong array shapes, NaN/inf values, or a track id outside uint32.
@@ -260,6 +261,12 @@ def person_to_body_msg(result: PersonResult, header: Msg, model: str = "") -> Ms
     if solved.shape != (NUM_JOINTS,):
         raise ValueError(f"solved: expected shape ({NUM_JOINTS},), got {solved.shape}")
     bbox = np.zeros(4) if result.bbox is None else _finite("bbox", result.bbox, (4,))
+    status = getattr(result, "joint_status", None)
+    status = solved.astype(np.uint8) if status is None else np.asarray(status)
+    if status.shape != (NUM_JOINTS,) or not np.isin(status, (0, 1, 2)).all():
+        raise ValueError(f"joint_status: expected ({NUM_JOINTS},) values in 0/1/2, got {status}")
+    std = getattr(result, "betas_std", None)
+    std = _finite("betas_std", np.ones(NUM_BETAS) if std is None else std, (NUM_BETAS,))
     track_id = int(result.track_id)
     if not 0 <= track_id < 2**32:
         raise ValueError(f"track_id {track_id} does not fit uint32")
@@ -279,6 +286,8 @@ def person_to_body_msg(result: PersonResult, header: Msg, model: str = "") -> Ms
         joints=[Point(x=float(p[0]), y=float(p[1]), z=float(p[2])) for p in joints],
         confidence=np.clip(conf, 0.0, 1.0).astype(np.float32),
         solved=[bool(s) for s in solved],
+        joint_status=status.astype(np.uint8),
+        betas_std=std.astype(np.float32),
         joint_names=list(JOINT_NAMES),
         bbox=bbox.astype(np.float32),
     )
@@ -299,8 +308,9 @@ def body_msg_to_arrays(msg: Msg) -> dict[str, Any]:
         dict with ``track_id`` (int), ``model`` (str), ``stamp_ns`` (int), ``frame_id`` (str),
         ``betas`` (10,) float32, ``quaternions`` (24, 4) float64 (x, y, z, w; global orient
         then the 23 local rotations), ``transl`` (3,) float64 metres, ``joints`` (24, 3) float64
-        metres, ``confidence`` (24,) float32, ``solved`` (24,) bool, ``joint_names`` list[str],
-        ``bbox`` (4,) float32 pixels.
+        metres, ``confidence`` (24,) float32, ``solved`` (24,) bool, ``joint_status`` (24,)
+        int8 (0 default, 1 solved, 2 refined), ``betas_std`` (10,) float32, ``joint_names``
+        list[str], ``bbox`` (4,) float32 pixels.
     """
     quats = [msg.global_orient, *msg.body_pose]
     return {
@@ -314,6 +324,8 @@ def body_msg_to_arrays(msg: Msg) -> dict[str, Any]:
         "joints": np.array([[p.x, p.y, p.z] for p in msg.joints], dtype=np.float64),
         "confidence": np.asarray(msg.confidence, dtype=np.float32),
         "solved": np.asarray(msg.solved, dtype=bool),
+        "joint_status": np.asarray(msg.joint_status, dtype=np.int8),
+        "betas_std": np.asarray(msg.betas_std, dtype=np.float32),
         "joint_names": [str(n) for n in msg.joint_names],
         "bbox": np.asarray(msg.bbox, dtype=np.float32),
     }
@@ -334,6 +346,8 @@ def body_msg_to_person(msg: Msg) -> PersonResult:
         transl=a["transl"].astype(np.float32),
         joints=a["joints"].astype(np.float32),
         solved=a["solved"],
+        joint_status=a["joint_status"],
+        betas_std=a["betas_std"],
         confidence=a["confidence"],
         bbox=bbox,
         track_id=a["track_id"],
@@ -370,10 +384,14 @@ def skeleton_msg_to_numpy(msg: Msg) -> SkeletonInput:
     """s2m_ros/Skeleton3D -> :class:`SkeletonInput`.
 
     Non-finite positions are treated as missing joints (position 0, confidence 0), so no NaN
-    reaches the solver; confidences are clipped to [0, 1].
+    reaches the solver; confidences are clipped to [0, 1]. ``joint_names`` of a registered
+    format are honoured: positions sent in another order, or only some of the joints, are put
+    in the format's order (absent joints missing), and ``joint_names`` of the result is then
+    the format's.
 
     Raises:
-        ValueError: empty format or skeleton, or joint_names/confidences of the wrong length.
+        ValueError: empty format or skeleton, joint_names/confidences of the wrong length, or
+            joint_names that are not the format's (unknown or repeated names).
     """
     fmt = str(msg.format)
     if not fmt:
@@ -393,6 +411,8 @@ def skeleton_msg_to_numpy(msg: Msg) -> SkeletonInput:
     missing = ~np.isfinite(positions).all(axis=1) | ~np.isfinite(conf)
     positions[missing] = 0.0
     conf = np.where(missing, 0.0, np.clip(conf, 0.0, 1.0))
+    if names:
+        positions, conf, names = _to_format_order(fmt, names, positions, conf)
     return SkeletonInput(
         format=fmt,
         positions=positions.astype(np.float32),
@@ -402,6 +422,37 @@ def skeleton_msg_to_numpy(msg: Msg) -> SkeletonInput:
         stamp_ns=stamp_to_ns(msg.header.stamp),
         frame_id=str(msg.header.frame_id),
     )
+
+
+def _to_format_order(
+    fmt: str, names: tuple[str, ...], positions: np.ndarray, conf: np.ndarray
+) -> tuple[np.ndarray, np.ndarray, tuple[str, ...]]:
+    """(J_msg, 3) positions and (J_msg,) confidences named ``names`` -> the order of format
+    ``fmt`` (J_fmt joints; those not sent: position 0, confidence 0). Unregistered formats are
+    left as sent (the solver refuses them with its own message)."""
+    from s2m_model.skeletons import get_format
+
+    try:
+        expected = get_format(fmt).joint_names
+    except ValueError:
+        return positions, conf, names
+    if names == tuple(expected):
+        return positions, conf, names
+    index = {name: i for i, name in enumerate(expected)}
+    unknown = [name for name in names if name not in index]
+    if unknown:
+        raise ValueError(
+            f"Skeleton3D joint_names {unknown[:5]} are not joints of format {fmt!r} "
+            f"(expected names from {list(expected)})"
+        )
+    if len(set(names)) != len(names):
+        repeated = sorted({name for name in names if names.count(name) > 1})
+        raise ValueError(f"Skeleton3D joint_names repeat {repeated}")
+    order = np.array([index[name] for name in names])
+    out_pos = np.zeros((len(expected), 3))
+    out_conf = np.zeros(len(expected))
+    out_pos[order], out_conf[order] = positions, conf
+    return out_pos, out_conf, tuple(expected)
 
 
 def numpy_to_skeleton_msg(
