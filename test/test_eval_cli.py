@@ -130,3 +130,35 @@ def test_eval_errors_are_clear(tiny_shards, tmp_path, capsys):
     rc = main(["eval", "--method", "pipeline", "--data", str(tiny_shards), "--out",
                str(tmp_path), "--lifter", str(tmp_path / "missing.pt")])  # fmt: skip
     assert rc == 2 and "not available yet" in capsys.readouterr().err
+
+
+@pytest.mark.parametrize("fmt", ["h36m17", "coco17"])
+def test_eval_scores_in_the_gt_definition(tiny_shards, tmp_path, fmt):
+    """The primary metrics regress the mesh into the GT's own definition; the limb points are
+    also scored through both regressors, and the one in the GT's definition is (near) exact
+    while the other definition costs centimetres (a BlazePose wrist is not an H36M wrist)."""
+    out = tmp_path / fmt
+    rc = main(["eval", "--method", "dik", "--data", str(tiny_shards), "--out", str(out),
+               "--format", fmt, "--limit", "4"])  # fmt: skip
+    assert rc == 0
+    report = _metrics(out)
+    scoring, m = report["scoring"], report["metrics"]
+    assert scoring["gt_definition"] == fmt and fmt in scoring["primary"]
+    assert scoring["limb12_regressors"] == ["h36m17", "blazepose33"]
+    own = m["pa_mpjpe"]
+    via_h36m, via_blaze = m["limb12_pa_mpjpe_h36m17"], m["limb12_pa_mpjpe_blazepose33"]
+    if fmt == "h36m17":
+        assert via_h36m < 5.0 and via_blaze > via_h36m + 5.0, m
+    else:  # coco17 GT: surface points like BlazePose's, unlike H36M's joint centres
+        assert via_blaze < own + 5.0 and via_h36m > via_blaze + 5.0, m
+    assert np.isfinite(m["limb12_mpjpe_h36m17"]) and np.isfinite(m["limb12_mpjpe_blazepose33"])
+    md = (out / "metrics.md").read_text()
+    assert f"Primary: mesh joints regressed to {fmt}" in md and "limb12" in md
+
+
+def test_scoring_definition_without_limb_points():
+    from s2m_model.eval.scoring import limb12_indices, scoring_definition
+
+    assert limb12_indices("h36m17") is not None and len(limb12_indices("blazepose33")) == 12
+    info = scoring_definition("smpl24")  # smpl24 names the limb joints too
+    assert info["gt_definition"] == "smpl24" and "smpl24" in info["primary"]

@@ -28,8 +28,14 @@ from typing import Any
 import numpy as np
 import torch
 
-__all__ = ["FRONT_ENDS", "SCORE_FORMATS", "evaluate_frontends", "frontend_skeletons", "jitter",
-           "reprojection_fraction"]
+__all__ = [
+    "FRONT_ENDS",
+    "SCORE_FORMATS",
+    "evaluate_frontends",
+    "frontend_skeletons",
+    "jitter",
+    "reprojection_fraction",
+]
 
 FRONT_ENDS: tuple[str, ...] = ("s2m", "mediapipe-world", "fused")
 SCORE_FORMATS: tuple[str, ...] = ("h36m17", "blazepose33")

@@ -35,6 +35,7 @@ def write_report(
     *,
     title: str = "s2m evaluation",
     error_label: str = "MPJPE (mm)",
+    scoring: Mapping[str, Any] | None = None,
 ) -> dict[str, Path]:
     """Write an evaluation report into ``out_dir`` (created if needed).
 
@@ -47,6 +48,9 @@ def write_report(
         out_dir: output folder.
         title: heading of the markdown file and the plots.
         error_label: axis label of ``errors`` and ``per_joint``.
+        scoring: which skeleton definition the metrics use
+            (:func:`s2m_model.eval.scoring.scoring_definition`), written as ``"scoring"`` and
+            stated under the title; None: not stated.
 
     Returns:
         ``{"json": path, "markdown": path, "per_joint_png": path, "cdf_png": path}`` for the
@@ -75,9 +79,13 @@ def write_report(
 
     paths: dict[str, Path] = {"json": out / JSON_NAME, "markdown": out / MARKDOWN_NAME}
     payload = {"metrics": clean, "per_joint_mm": joints, "errors_summary": summary}
+    if scoring is not None:
+        payload["scoring"] = dict(scoring)
     paths["json"].write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
 
-    lines = [f"# {title}", "", "| Metric | Value |", "|---|---:|"]
+    lines = [f"# {title}", ""]
+    lines += _scoring_lines(scoring)
+    lines += ["| Metric | Value |", "|---|---:|"]
     lines += [f"| {k} | {_fmt(v)} |" for k, v in clean.items()]
     if joints:
         lines += ["", f"## Per joint ({error_label})", "", "| Joint | Error |", "|---|---:|"]
@@ -122,6 +130,20 @@ def write_report(
     return paths
 
 
+def _scoring_lines(scoring: Mapping[str, Any] | None) -> list[str]:
+    """Markdown lines stating the skeleton definition of the metrics (none without one)."""
+    if scoring is None:
+        return []
+    lines = [f"Primary: {scoring['primary']} ({', '.join(scoring['primary_metrics'])})."]
+    if scoring.get("limb12_regressors"):
+        regs = ", ".join(scoring["limb12_regressors"])
+        lines.append(
+            f"Also: `limb12_*_<regressor>`, the 12 limb points through each regressor ({regs}) "
+            f"against the same {scoring['gt_definition']} GT."
+        )
+    return lines + [""]
+
+
 COMPARED = (("mpjpe", "MPJPE (mm)"), ("pa_mpjpe", "PA-MPJPE (mm)"), ("pve", "PVE (mm)"),
             ("pa_pve", "PA-PVE (mm)"), ("joint_angle", "joint angle (rad)"),
             ("pck", "PCK@150 (%)"), ("auc", "AUC (%)"), ("ms_per_sample", "ms/sample"))  # fmt: skip
@@ -134,6 +156,7 @@ def write_comparison(
     data: str | Path,
     fmt: str,
     betas_mode: str,
+    scoring: Mapping[str, Any] | None = None,
 ) -> None:
     """``out/metrics.json`` (``{"methods": {name: metrics or null}, ...}``) and ``out/metrics.md``
     comparing several methods (``None``: not available, explained in ``notes``)."""
@@ -146,8 +169,11 @@ def write_comparison(
         "data": str(data), "format": fmt, "betas": betas_mode,
         "methods": {k: clean(v) for k, v in results.items()}, "notes": dict(notes),
     }  # fmt: skip
+    if scoring is not None:
+        payload["scoring"] = dict(scoring)
     (out / "metrics.json").write_text(json.dumps(payload, indent=2, allow_nan=False) + "\n")
     lines = [f"# s2m eval: methods on {Path(data).name} ({fmt}, betas {betas_mode})", "",
+             *_scoring_lines(scoring),
              "| Method | " + " | ".join(label for _, label in COMPARED) + " |",
              "|---|" + "---:|" * len(COMPARED)]  # fmt: skip
     for method, m in results.items():

@@ -11,7 +11,7 @@ from pathlib import Path
 import numpy as np
 
 from s2m_model.eval.report import write_comparison, write_report
-from s2m_model.eval.scoring import evaluate_method
+from s2m_model.eval.scoring import evaluate_method, scoring_definition
 
 
 def load_ground_truth(data: str | Path, fmt: str, limit: int | None) -> dict[str, np.ndarray]:
@@ -64,6 +64,7 @@ def run_eval(
     gt = load_ground_truth(data, fmt, limit)
     body = load_body_model(body_name or str(gt["body"]), device=device)
     out = Path(out)
+    scoring = scoring_definition(fmt)
     results: dict[str, dict[str, float] | None] = {}
     notes: dict[str, str] = {}
     for method in methods:
@@ -80,7 +81,7 @@ def run_eval(
             continue
         results[method] = metrics
         title = f"s2m eval: {method} on {Path(data).name} ({fmt}, betas {betas_mode})"
-        write_report(metrics, per_joint, errors, dest, title=title)
+        write_report(metrics, per_joint, errors, dest, title=title, scoring=scoring)
     if len(methods) > 1:
-        write_comparison(out, results, notes, data, fmt, betas_mode)
+        write_comparison(out, results, notes, data, fmt, betas_mode, scoring=scoring)
     return results

@@ -17,6 +17,14 @@ mm; ``joint_angle`` in radians (3DPW definition: mean angle of ``R_pred^T R_gt``
 them) and ``joint_angle_deg``; ``pck`` (% of joints < 150 mm, root-aligned) and ``auc``
 (0-150 mm); ``ms_per_sample`` (wall time of the method alone).
 
+Skeleton definitions: the primary metrics regress the mesh joints into the ground truth's own
+definition (``--format``: H36M-17 GT -> the H36M-17 regressor, BlazePose GT -> the BlazePose-33
+regressor). Beside them, ``limb12_mpjpe_<regressor>`` / ``limb12_pa_mpjpe_<regressor>`` score
+the 12 limb points every definition has (shoulders, elbows, wrists, hips, knees, ankles;
+root = hips' midpoint) through each regressor of :data:`REGRESSORS`, against the same GT: the
+gap shows what scoring in another definition costs (a BlazePose wrist is not an H36M wrist).
+:func:`scoring_definition` states which one is primary; it goes into the reports.
+
 Shape: by default each method gets the ground-truth ``betas`` (``--betas gt``), so the scores
 isolate the pose solution; ``--betas zero`` uses the mean shape.
 """
@@ -36,6 +44,49 @@ if TYPE_CHECKING:
 #: The scored methods. Importing this module stays torch-free (``s2m --help`` reads METHODS):
 #: torch is imported inside the functions.
 METHODS = ("dik", "swing", "iterative", "pipeline")
+
+#: Mesh -> joint regressors the limb-point metrics are reported through.
+REGRESSORS = ("h36m17", "blazepose33")
+
+#: The limb points every joint definition shares, left then right; hips at positions 6, 7.
+LIMB12 = tuple(f"{side}_{part}" for part in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")
+               for side in ("left", "right"))  # fmt: skip
+
+
+def _canonical(name: str) -> str:
+    """Joint name in one spelling: ``L_Wrist`` and ``left_wrist`` -> ``left_wrist``."""
+    low = name.lower()
+    for short, long in (("l_", "left_"), ("r_", "right_")):
+        if low.startswith(short):
+            return long + low[len(short) :]
+    return low
+
+
+def limb12_indices(fmt: str) -> list[int] | None:
+    """Indices of :data:`LIMB12` in format ``fmt``'s joints, or None if it lacks one of them."""
+    from s2m_model.skeletons import get_format
+
+    names = [_canonical(n) for n in get_format(fmt).joint_names]
+    if not all(point in names for point in LIMB12):
+        return None
+    return [names.index(point) for point in LIMB12]
+
+
+def scoring_definition(fmt: str) -> dict[str, object]:
+    """What the reports state about skeleton definitions for ground truth of format ``fmt``."""
+    cross = list(_regressible()) if limb12_indices(fmt) is not None else []
+    return {
+        "gt_definition": fmt,
+        "primary": f"mesh joints regressed to {fmt} (the ground truth's own definition)",
+        "primary_metrics": ["mpjpe", "pa_mpjpe", "pck", "auc"],
+        "limb12_regressors": cross,
+        "limb12_points": list(LIMB12),
+    }
+
+
+def _regressible() -> tuple[str, ...]:
+    """Regressors usable for the limb-point metrics (those naming all of :data:`LIMB12`)."""
+    return tuple(r for r in REGRESSORS if limb12_indices(r) is not None)
 
 
 def method_fn(name: str, body, fmt, optimizer: str, lifter_name: str) -> Callable:
@@ -118,7 +169,9 @@ def score_batch(
 
     Returns:
         ``mpjpe``, ``pa_mpjpe``, ``pck`` (B,J); ``pve``, ``pa_pve``, ``auc`` (B,);
-        ``joint_angle`` (B,9) radians, NaN where the method did not solve the joint.
+        ``joint_angle`` (B,9) radians, NaN where the method did not solve the joint;
+        ``limb12_mpjpe_<reg>``, ``limb12_pa_mpjpe_<reg>`` (B,12) for each regressor of
+        :data:`REGRESSORS` when ``fmt`` has the 12 limb points.
     """
     import torch
 
@@ -137,7 +190,7 @@ def score_batch(
             body_pose=result.body_pose.to(dtype), transl=result.transl.to(dtype),
         )  # fmt: skip
         pred_joints = pred.joints if fmt == "smpl24" else body.regress(pred.vertices, fmt)
-        return {
+        out = {
             "mpjpe": M.mpjpe(pred_joints, joints, root, reduction="none"),
             "pa_mpjpe": M.pa_mpjpe(pred_joints, joints, reduction="none"),
             "pve": M.pve(pred.vertices, gt_out.vertices, pred_root=pred.joints[:, 0],
@@ -151,6 +204,15 @@ def score_batch(
             "pck": M.pck(pred_joints, joints, 150.0, root=root, reduction="none"),
             "auc": M.auc(pred_joints, joints, root=root, reduction="sample"),
         }  # fmt: skip
+        gt_idx = limb12_indices(fmt)
+        if gt_idx is not None:
+            gt_limbs = joints[:, gt_idx]
+            for reg in _regressible():
+                via = pred_joints if reg == fmt else body.regress(pred.vertices, reg)
+                limbs = via[:, limb12_indices(reg)]
+                out[f"limb12_mpjpe_{reg}"] = M.mpjpe(limbs, gt_limbs, [6, 7], reduction="none")
+                out[f"limb12_pa_mpjpe_{reg}"] = M.pa_mpjpe(limbs, gt_limbs, reduction="none")
+        return out
 
 
 def summarise(scores: dict[str, torch.Tensor]) -> dict[str, float]:
