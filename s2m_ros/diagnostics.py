@@ -34,6 +34,8 @@ class NodeStats:
         self.frames_in = self.processed = self.dropped = self.failed = 0
         self.people = 0
         self.errors: dict[str, int] = {}
+        # rejected messages that are not frames (e.g. CameraInfo), per input: {input: count}
+        self.rejected: dict[str, int] = {}
         self.last_error = ""
         self.last_error_time = 0.0
         self._recent: deque[tuple[float, dict[str, float]]] = deque(maxlen=STATS_MAX_FRAMES)
@@ -65,6 +67,14 @@ class NodeStats:
             self.last_error_time = time.monotonic()
             self._recent_fail.append(self.last_error_time)
 
+    def reject(self, what: str, error: BaseException) -> None:
+        """A non-frame input ``what`` (e.g. ``"camera_info"``) was refused with ``error``; the
+        frame counters are unchanged (it was never a frame)."""
+        with self._lock:
+            self.rejected[what] = self.rejected.get(what, 0) + 1
+            self.last_error = f"{what} rejected: {type(error).__name__}: {error}"[:500]
+            self.last_error_time = time.monotonic()
+
     def idle(self) -> bool:
         """True when every received frame is accounted for (none waiting or in flight)."""
         with self._lock:
@@ -84,6 +94,7 @@ class NodeStats:
                 "failed": self.failed,
                 "people": self.people,
                 "errors": dict(self.errors),
+                "rejected": dict(self.rejected),
                 "last_error": self.last_error,
                 "last_error_age_s": now - self.last_error_time if self.last_error else None,
             }
@@ -129,6 +140,7 @@ def diagnostic_status(snap: Mapping[str, Any], name: str, hardware_id: str) -> A
         "rate_hz": f"{snap['rate_hz']:.2f}",
         "people": snap["people"],
         "errors": ", ".join(f"{k}={v}" for k, v in sorted(snap["errors"].items())),
+        "rejected": ", ".join(f"{k}={v}" for k, v in sorted(snap.get("rejected", {}).items())),
         "last_error": snap["last_error"],
     }
     for stage, s in snap["latency_ms"].items():

@@ -207,7 +207,11 @@ class S2MNode(Node):
         return receive
 
     def _on_camera_info(self, msg: Any) -> None:
-        self.processor.camera_info = msg
+        try:
+            self.processor.set_camera_info(msg)
+        except ValueError as exc:  # keep the last good one; a bad K must not fail every frame
+            self.stats.reject("camera_info", exc)
+            self.get_logger().warning(f"CameraInfo rejected: {exc}", throttle_duration_sec=5.0)
 
     # -- worker ----------------------------------------------------------------------------
     def _work(self) -> None:

@@ -24,6 +24,49 @@ from s2m_model.results import PersonResult
 from s2m_ros import convert
 from s2m_ros.params import pipeline_fields
 
+# Plausible focal lengths, in multiples of the image width: a 1e-3 x width focal length is a
+# >179.8 deg field of view, 1e6 x width a 0.00006 deg one; outside that, K is garbage (fx = 1e30
+# would make every later frame fail with non-finite results).
+FOCAL_RANGE_X_WIDTH = (1e-3, 1e6)
+# Principal point within this many image sizes of the image (off-centre crops keep it near).
+PRINCIPAL_RANGE_X_SIZE = 10.0
+MAX_CAMERA_SIDE = 100_000
+
+
+def check_camera_info(msg: Any) -> None:
+    """Validate a sensor_msgs/CameraInfo before it replaces the last good one.
+
+    An all-zero K (an uncalibrated camera) is accepted: :meth:`FrameProcessor.camera` falls
+    back to ``fov_deg`` for it.
+
+    Raises:
+        ValueError: width/height out of [0, 100000], K not 9 finite numbers, focal lengths
+            outside :data:`FOCAL_RANGE_X_WIDTH` x width (or x height) in pixels, or a
+            principal point far outside the image.
+    """
+    width, height = int(msg.width), int(msg.height)
+    if not (0 <= width <= MAX_CAMERA_SIDE and 0 <= height <= MAX_CAMERA_SIDE):
+        raise ValueError(f"CameraInfo size {width}x{height} is out of range")
+    try:
+        k = np.asarray(msg.k, dtype=np.float64).reshape(3, 3)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"CameraInfo k must hold 9 numbers: {exc}") from exc
+    if not np.isfinite(k).all():
+        raise ValueError(f"CameraInfo k is not finite: {k.ravel().tolist()}")
+    if not k.any():
+        return  # uncalibrated
+    fx, fy, cx, cy = k[0, 0], k[1, 1], k[0, 2], k[1, 2]
+    size = max(width, height, 1)  # a CameraInfo without a size: judge against 1 px
+    low, high = FOCAL_RANGE_X_WIDTH[0] * size, FOCAL_RANGE_X_WIDTH[1] * size
+    if not (low <= fx <= high and low <= fy <= high):
+        raise ValueError(
+            f"CameraInfo focal lengths fx={fx:g}, fy={fy:g} px are implausible for a "
+            f"{width}x{height} image (expected {low:g}..{high:g})"
+        )
+    reach = PRINCIPAL_RANGE_X_SIZE * size
+    if max(width, height) and not (abs(cx) <= reach and abs(cy) <= reach):
+        raise ValueError(f"CameraInfo principal point ({cx:g}, {cy:g}) is far outside the image")
+
 
 class StartupError(RuntimeError):
     """``s2m_node`` cannot start (bad parameter, missing model, ...); the message says why."""
@@ -129,6 +172,15 @@ class FrameProcessor:
         """The latched s2m_ros/MeshFaces of the body model."""
         header = convert.make_header(stamp)
         return convert.mesh_faces_msg(self.faces, self.num_vertices, self.model_name, header)
+
+    def set_camera_info(self, msg: Any) -> None:
+        """Use ``msg`` (sensor_msgs/CameraInfo) for the next frames, if it is plausible.
+
+        Raises:
+            ValueError: see :func:`check_camera_info`; the last good CameraInfo stays in use.
+        """
+        check_camera_info(msg)
+        self.camera_info = msg
 
     def camera(self, width: int, height: int) -> Camera:
         """The camera of a ``width`` x ``height`` image: the last CameraInfo (its K rescaled to
