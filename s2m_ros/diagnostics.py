@@ -37,6 +37,8 @@ class NodeStats:
         # rejected messages that are not frames (e.g. CameraInfo), per input: {input: count}
         self.rejected: dict[str, int] = {}
         self.last_error = ""
+        # the pipeline's own cumulative counters (Pipeline.counters), latest copy
+        self.pipeline_counters: dict[str, int] = {}
         self.last_error_time = 0.0
         self._recent: deque[tuple[float, dict[str, float]]] = deque(maxlen=STATS_MAX_FRAMES)
         self._recent_in: deque[float] = deque(maxlen=STATS_MAX_FRAMES)
@@ -49,11 +51,19 @@ class NodeStats:
             self.dropped += dropped
             self._recent_in.append(time.monotonic())
 
-    def done(self, timings_ms: Mapping[str, float], people: int) -> None:
-        """One frame was processed and published (``{stage: ms}``, people found)."""
+    def done(
+        self,
+        timings_ms: Mapping[str, float],
+        people: int,
+        counters: Mapping[str, int] | None = None,
+    ) -> None:
+        """One frame was processed and published (``{stage: ms}``, people found; ``counters``:
+        the pipeline's cumulative :attr:`~s2m_model.pipeline.Pipeline.counters`, if given)."""
         with self._lock:
             self.processed += 1
             self.people += people
+            if counters is not None:
+                self.pipeline_counters = dict(counters)
             self._recent.append((time.monotonic(), dict(timings_ms)))
 
     def fail(self, error: BaseException) -> None:
@@ -97,6 +107,7 @@ class NodeStats:
                 "rejected": dict(self.rejected),
                 "last_error": self.last_error,
                 "last_error_age_s": now - self.last_error_time if self.last_error else None,
+                "pipeline": dict(self.pipeline_counters),
             }
         stages: dict[str, list[float]] = {}
         for t in recent:
@@ -118,7 +129,9 @@ def diagnostic_status(snap: Mapping[str, Any], name: str, hardware_id: str) -> A
     """diagnostic_msgs/DiagnosticStatus of a :meth:`NodeStats.snapshot`.
 
     Level: ERROR when every recent frame failed, WARN when some failed or no input arrived in
-    the window, else OK; the message carries the last error text.
+    the window, else OK; the message carries the last error text. The pipeline's counters
+    (e.g. ``fit_not_converged``: people whose image fit hit its iteration cap) are added as
+    ``pipeline_<name>`` values.
     """
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
 
@@ -143,6 +156,8 @@ def diagnostic_status(snap: Mapping[str, Any], name: str, hardware_id: str) -> A
         "rejected": ", ".join(f"{k}={v}" for k, v in sorted(snap.get("rejected", {}).items())),
         "last_error": snap["last_error"],
     }
+    for key, count in sorted(snap.get("pipeline", {}).items()):
+        values[f"pipeline_{key}"] = count
     for stage, s in snap["latency_ms"].items():
         if s.get("count"):
             values[f"latency_{stage}_median_ms"] = f"{s['median']:.2f}"

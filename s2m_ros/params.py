@@ -7,8 +7,9 @@ check values with the same :func:`check_param`.
 
 Parameters that configure the s2m pipeline carry the *same names* as the fields of
 :class:`s2m_model.pipeline.PipelineConfig` (``body``, ``detector``, ``lifter``, ``lifter_model``,
-``device``, ``temporal``, ``fov_deg``, ``min_keypoint_confidence``, ``max_persons``): no renaming
-between layers. Their defaults and domains come from ``PipelineConfig`` and its
+``device``, ``temporal``, ``fov_deg``, ``min_keypoint_confidence``, ``max_persons``,
+``refine_shape``, ``refine_endpoints``, ``refine_fit``, ``refine_mask``, ``fit_iterations``):
+no renaming between layers. Their defaults and domains come from ``PipelineConfig`` and its
 :data:`~s2m_model.pipeline.FIELD_RULES`, and :func:`pipeline_fields` hands them to
 ``PipelineConfig``, whose own validator has the last word.
 
@@ -160,6 +161,15 @@ PARAMS: tuple[ParamSpec, ...] = (
     _pipeline("max_persons", "most people estimated per frame (best detector score first)"),
     _pipeline("min_keypoint_confidence", "keypoints/joints below this confidence are unobserved"),
     _pipeline("temporal", "track people across frames (ids, temporal filtering)"),
+    _pipeline("refine_shape", "shape refinement: betas from the skeleton's bone lengths, one "
+              "running shape per tracked person (false: the mean shape)"),
+    _pipeline("refine_endpoints", "pose refinement of ankles, wrists and head from the "
+              "BlazePose 3D points, where the detector gives them"),
+    _pipeline("refine_fit", "fit the posed mesh to the 2D keypoints (image mode; a few "
+              "Levenberg-Marquardt iterations)"),
+    _pipeline("refine_mask", "add the person-mask silhouette term to the fit (slow: ~250 ms "
+              "per person)"),
+    _pipeline("fit_iterations", "iteration cap of the image fit"),
     # ---- rate and queues
     ParamSpec("max_rate_hz", 15.0, "process at most this many frames per second (0 = all)",
               read_only=False, min_value=0.0, max_value=1000.0),

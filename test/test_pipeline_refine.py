@@ -193,3 +193,28 @@ def test_per_track_shape_pruned_and_reset(body32, bodies):
     assert (res.betas_std <= 1.0).all() and res.betas_std.min() < 0.5
     pipe.reset()
     assert not pipe.refiner("h36m17").tracks.tracks
+
+
+def test_body_msg_round_trip_of_refine_fields(body32, bodies):
+    """joint_status and betas_std survive PersonResult -> s2m_ros/Body -> PersonResult; bad
+    statuses are refused; results without them get SOLVED/DEFAULT from ``solved`` and std 1."""
+    pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed")
+    from s2m_ros import convert
+
+    out, _ = bodies
+    _, (res,) = _run(body32, [_scene(body32, out, 1, world=True)])
+    header = convert.make_header(1_700_000_000_000_000_000, "camera_optical")
+    msg = convert.person_to_body_msg(res, header, model="s2m-free")
+    assert tuple(msg.joint_status) == tuple(int(s) for s in res.joint_status)
+    back = convert.body_msg_to_person(msg)
+    np.testing.assert_array_equal(back.joint_status, res.joint_status)
+    np.testing.assert_array_equal(back.betas_std, res.betas_std)
+    assert back.joint_status.dtype == np.int8 and (back.joint_status == REFINED).any()
+    assert msg.REFINED == REFINED and msg.SOLVED == SOLVED and msg.DEFAULT == 0
+    res.joint_status, res.betas_std = None, None
+    plain = convert.body_msg_to_arrays(convert.person_to_body_msg(res, header))
+    np.testing.assert_array_equal(plain["joint_status"], res.solved.astype(np.int8))
+    assert (plain["betas_std"] == 1).all()
+    res.joint_status = np.full(24, 3, np.int8)
+    with pytest.raises(ValueError, match="joint_status"):
+        convert.person_to_body_msg(res, header)
