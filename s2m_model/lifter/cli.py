@@ -7,11 +7,11 @@ from pathlib import Path
 
 
 def register(subparsers: argparse._SubParsersAction) -> None:
-    """Add the ``train`` subcommand (``train lifter``)."""
+    """Add the ``train`` subcommand (``train lifter``, ``train fused``)."""
     parser = subparsers.add_parser(
         "train",
         help="train a model (the 2D -> 3D lifter)",
-        description="Train one of s2m's learned parts. Currently: `lifter`.",
+        description="Train one of s2m's learned parts: `lifter`, `fused`.",
     )
     what = parser.add_subparsers(dest="train_command", metavar="MODEL", required=True)
     p = what.add_parser(
@@ -28,8 +28,12 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     )
     p.add_argument("--data", required=True, type=Path, help="training shard folder")
     p.add_argument("--val", type=Path, default=None, help="validation shard folder")
-    p.add_argument("--mode", choices=("supervised", "unsupervised"), default="supervised",
-                   help="loss (default supervised)")
+    p.add_argument(
+        "--mode",
+        choices=("supervised", "unsupervised"),
+        default="supervised",
+        help="loss (default supervised)",
+    )
     p.add_argument("--epochs", type=int, default=20, help="epochs (default 20)")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     p.add_argument("--batch", type=int, default=512, help="batch size per process (default 512)")
@@ -38,21 +42,44 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     p.add_argument("--hidden", type=int, default=512, help="MLP width (default 512)")
     p.add_argument("--blocks", type=int, default=2, help="residual blocks (default 2)")
     p.add_argument("--dropout", type=float, default=0.1, help="dropout (default 0.1)")
-    p.add_argument("--norm", choices=("batch", "layer"), default="batch",
-                   help="normalisation layers (default batch)")
-    p.add_argument("--noise", type=float, default=0.1,
-                   help="max 2D noise std as a fraction of the 2D pose size (default 0.1)")
-    p.add_argument("--drop", type=float, default=0.2,
-                   help="max keypoint dropout rate (default 0.2)")
+    p.add_argument(
+        "--norm",
+        choices=("batch", "layer"),
+        default="batch",
+        help="normalisation layers (default batch)",
+    )
+    p.add_argument(
+        "--noise",
+        type=float,
+        default=0.1,
+        help="max 2D noise std as a fraction of the 2D pose size (default 0.1)",
+    )
+    p.add_argument(
+        "--drop", type=float, default=0.2, help="max keypoint dropout rate (default 0.2)"
+    )
     p.add_argument("--seed", type=int, default=0, help="random seed (default 0)")
     p.add_argument("--eval-every", type=int, default=1, help="validate every N epochs")
-    p.add_argument("--max-samples", type=int, default=None,
-                   help="use only the first N training samples")
-    p.add_argument("--threads", type=int, default=None,
-                   help="torch CPU threads (default: torch's choice; 1 is fastest on a busy "
-                        "machine)")
+    p.add_argument(
+        "--max-samples", type=int, default=None, help="use only the first N training samples"
+    )
+    p.add_argument(
+        "--threads",
+        type=int,
+        default=None,
+        help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)",
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=handler)
+    from s2m_model.lifter import fused_cli
+
+    f = what.add_parser(
+        "fused",
+        help="train the fused front end (2D + world landmarks -> blazepose33) on "
+        "detector-in-the-loop data",
+        description=fused_cli.__doc__.split("\n\n")[0],
+    )
+    fused_cli.add_arguments(f)
+    f.set_defaults(func=fused_cli.run)
 
 
 def handler(args: argparse.Namespace) -> int:
