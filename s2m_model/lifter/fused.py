@@ -33,6 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
+from s2m_model.lifter.model import ResidualBlock
 from s2m_model.skeletons import get_format
 
 __all__ = [
@@ -138,20 +139,6 @@ def fused_inputs(landmarks: Any, world: Any, camera: Any, device=None) -> torch.
     return torch.cat(parts, 1)
 
 
-class _Block(nn.Module):
-    """Residual block: 2 x (linear, LayerNorm, ReLU, dropout) + skip (LayerNorm: batch 1 safe)."""
-
-    def __init__(self, width: int, dropout: float) -> None:
-        super().__init__()
-        layers: list[nn.Module] = []
-        for _ in range(2):
-            layers += [nn.Linear(width, width), nn.LayerNorm(width), nn.ReLU(), nn.Dropout(dropout)]
-        self.body = nn.Sequential(*layers)
-
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return x + self.body(x)
-
-
 class FusedLifter(nn.Module):
     """2D landmarks + world landmarks -> blazepose33 3D joints (see the module docstring).
 
@@ -168,7 +155,9 @@ class FusedLifter(nn.Module):
         c = self.config
         self.stem = nn.Sequential(nn.Linear(NUM_INPUT, c.hidden), nn.LayerNorm(c.hidden),
                                   nn.ReLU(), nn.Dropout(c.dropout))  # fmt: skip
-        self.blocks = nn.Sequential(*[_Block(c.hidden, c.dropout) for _ in range(c.blocks)])
+        self.blocks = nn.Sequential(
+            *[ResidualBlock(c.hidden, "layer", c.dropout) for _ in range(c.blocks)]
+        )
         self.head = nn.Linear(c.hidden, NUM_POINTS * 3)
         with torch.no_grad():  # start as the detector's own skeleton (zero correction)
             self.head.weight.zero_()

@@ -321,8 +321,11 @@ def example_input(batch: int, seed: int = 0) -> torch.Tensor:
     return normalise_keypoints(torch.cat([xy, conf], -1)).x
 
 
-class _Block(nn.Module):
-    """Martinez et al. residual block: 2 x (linear, norm, ReLU, dropout) + skip."""
+class ResidualBlock(nn.Module):
+    """Martinez et al. residual block: 2 x (linear, norm, ReLU, dropout) + skip, (B,W) -> (B,W).
+
+    ``norm``: ``"batch"`` (BatchNorm1d) or ``"layer"`` (LayerNorm: safe at batch 1). Shared by
+    the s2m lifter and the fused front end (same parameter names, ``body.<i>``)."""
 
     def __init__(self, width: int, norm: str, dropout: float) -> None:
         super().__init__()
@@ -364,7 +367,9 @@ class Lifter(nn.Module):
             nn.ReLU(),
             nn.Dropout(c.dropout),
         )
-        self.blocks = nn.Sequential(*[_Block(c.hidden, c.norm, c.dropout) for _ in range(c.blocks)])
+        self.blocks = nn.Sequential(
+            *[ResidualBlock(c.hidden, c.norm, c.dropout) for _ in range(c.blocks)]
+        )
         self.head = nn.Linear(c.hidden, (NUM_OUT + NUM_AUX) * 3)
         with torch.no_grad():  # start near the zero pose: the first steps then refine, not undo
             self.head.weight.mul_(0.1)
