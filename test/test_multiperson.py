@@ -196,8 +196,10 @@ def three_people(body):
 
     bank = SpriteBank(body, identities=3, phases=1, height=320, yaw_deg=15.0, seed=1)
     canvas = np.full((480, 640, 3), 235, np.uint8)
-    placements = [(i, bank.get(i, 0.0, 1 - 2 * (i % 2)), x, 420.0, 300.0)
-                  for i, x in enumerate((130.0, 330.0, 520.0))]
+    placements = [
+        (i, bank.get(i, 0.0, 1 - 2 * (i % 2)), x, 420.0, 300.0)
+        for i, x in enumerate((130.0, 330.0, 520.0))
+    ]
     return canvas, composite(canvas, placements)
 
 
@@ -254,8 +256,12 @@ def test_union_and_throttled_person_detectors():
     from s2m_model.detect.person import ThrottledPersonDetector, UnionPersonDetector
 
     a = FixedPeople([PersonBox([0, 0, 10, 20], 0.9, np.zeros((4, 2)), source="a")])
-    b = FixedPeople([PersonBox([1, 0, 11, 20], 0.8, source="b"),  # the same person as a's
-                     PersonBox([50, 0, 60, 20], 0.7, source="b")])
+    b = FixedPeople(
+        [
+            PersonBox([1, 0, 11, 20], 0.8, source="b"),  # the same person as a's
+            PersonBox([50, 0, 60, 20], 0.7, source="b"),
+        ]
+    )
     union = UnionPersonDetector([a, b])
     found = union.detect_people(np.zeros((8, 8, 3), np.uint8))
     assert [p.source for p in found] == ["a", "b"] and found[1].box[0] == 50
@@ -279,8 +285,9 @@ def test_duplicate_and_fragment_rules():
     assert not same_roi(Roi(100, 100, 200), Roi(200, 100, 200))  # a neighbour
     assert not same_roi(Roi(100, 100, 200), Roi(100, 100, 60))  # a far person behind
     rng = np.random.default_rng(0)
-    person = np.column_stack([rng.uniform(0, 100, 39), rng.uniform(0, 300, 39),
-                              np.zeros(39), np.ones(39), np.ones(39)])
+    person = np.column_stack(
+        [rng.uniform(0, 100, 39), rng.uniform(0, 300, 39), np.zeros(39), np.ones(39), np.ones(39)]
+    )
     nudged = person.copy()
     nudged[:, :2] += 3.0
     assert same_landmarks(person, nudged)
@@ -328,12 +335,39 @@ def test_video_mode_keeps_people_from_the_previous_rois(litert, three_people):
     with BlazePoseTFLite(static_image_mode=True, enable_segmentation=False) as seeded:
         first = seeded.detect_landmarks(image)
     assert len(first) == 3
-    det = BlazePoseTFLite(person_detector=boxes, enable_segmentation=False)
+    det = BlazePoseTFLite(person_detector=boxes, enable_segmentation=False, detect_every=1)
     det._prev_rois = [f.next_roi() for f in first]  # as if a previous frame had found them
     assert len(det.detect(image)) == 3 and boxes.calls == 1
     det.reset()
     assert det.detect(image) == []  # after reset only the (empty) person detector counts
     det.close()
+    with pytest.raises(ValueError, match="detect_every"):
+        BlazePoseTFLite(person_detector=boxes, detect_every=0)
     with BlazePoseTFLite(hog_every=3, static_image_mode=True, enable_segmentation=False) as hy:
         assert len(hy.detect(image)) == 3
         assert type(hy.person_detector).__name__ == "UnionPersonDetector"
+
+
+def test_video_mode_skips_the_person_detector_while_people_are_tracked(litert, three_people):
+    """detect_every: with everyone tracked the detector runs only every k-th frame, and on
+    every frame while nobody is tracked."""
+    from s2m_model.detect import get_detector
+    from s2m_model.detect.blazepose_tflite import landmark_box
+
+    image, _ = three_people
+    with get_detector(
+        "blazepose-multi", static_image_mode=True, enable_segmentation=False
+    ) as seeded:
+        people = [PersonBox(landmark_box(r.landmarks), 0.9) for r in seeded.detect_landmarks(image)]
+    boxes = FixedPeople(people)
+    with get_detector(
+        "blazepose-multi", person_detector=boxes, enable_segmentation=False, detect_every=3
+    ) as det:
+        counts = [len(det.detect(image)) for _ in range(6)]
+        assert counts == [3] * 6
+        assert boxes.calls == 2  # frame 1 (nobody tracked yet), then frame 4
+        boxes.people = []
+        blank = np.full_like(image, 235)
+        assert det.detect(blank) == []  # tracking lost ...
+        det.detect(blank)
+        assert boxes.calls == 4  # ... so the detector runs on every frame again

@@ -145,8 +145,9 @@ class BlazePoseLandmarker:
         }
         self._lock = threading.Lock()
 
-    def run(self, rgb: np.ndarray, roi: Roi, *, with_mask: bool = False,
-            min_presence: float = 0.5) -> PoseLandmarks | None:
+    def run(
+        self, rgb: np.ndarray, roi: Roi, *, with_mask: bool = False, min_presence: float = 0.5
+    ) -> PoseLandmarks | None:
         """Landmarks of the person in ``roi`` of ``rgb`` (``(H, W, 3)`` uint8), or ``None``
         when the pose-presence score is below ``min_presence``."""
         crop = roi.crop(rgb, LANDMARK_SIZE, border="replicate")
@@ -161,10 +162,12 @@ class BlazePoseLandmarker:
                 return None
             raw = self._interp.get_tensor(self._out["landmarks"]).reshape(NUM_LANDMARKS, 5)
             world_raw = self._interp.get_tensor(self._out["world"]).reshape(NUM_LANDMARKS, 3)
-            heatmap = (self._interp.get_tensor(self._out["heatmap"])[0]
-                       if self.refine_heatmap else None)
-            mask_logits = (self._interp.get_tensor(self._out["mask"])[0, :, :, 0]
-                           if with_mask else None)
+            heatmap = (
+                self._interp.get_tensor(self._out["heatmap"])[0] if self.refine_heatmap else None
+            )
+            mask_logits = (
+                self._interp.get_tensor(self._out["mask"])[0, :, :, 0] if with_mask else None
+            )
         xy = raw[:, :2].astype(np.float64) / LANDMARK_SIZE
         if heatmap is not None:
             xy = refine_from_heatmap(xy, heatmap)
@@ -197,8 +200,12 @@ def paste_crop(crop: np.ndarray, roi: Roi, shape: tuple[int, int]) -> np.ndarray
     m_idx = m.copy()
     m_idx[:, 2] = m[:, 2] + m[:, :2] @ np.array([0.5, 0.5]) - 0.5
     return cv2.warpAffine(
-        crop, m_idx, (int(shape[1]), int(shape[0])), flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
-        borderMode=cv2.BORDER_CONSTANT, borderValue=0.0,
+        crop,
+        m_idx,
+        (int(shape[1]), int(shape[0])),
+        flags=cv2.INTER_LINEAR | cv2.WARP_INVERSE_MAP,
+        borderMode=cv2.BORDER_CONSTANT,
+        borderValue=0.0,
     )
 
 
@@ -236,6 +243,11 @@ class BlazePoseTFLite:
             640x480). 0 disables it. Ignored when ``person_detector`` is given. Default 5:
             on the rendered crowd benchmark it lifts recall of people >= 150 px from 0.63 to
             0.89 (docs/multiperson.md).
+        detect_every: video mode only: while people are tracked from the previous frame, the
+            person detector (tiles, HOG) runs only every ``detect_every``-th frame, as
+            MediaPipe's graph detects only when tracking is lost; 1 person then costs about
+            one landmark run (~20 ms) instead of ~45 ms. A new person is found within
+            ``detect_every`` frames. 1 runs it on every frame. Default 5.
         person_detector: another :class:`~s2m_model.detect.person.PersonDetector` (e.g. HOG,
             or one of the user's) instead of BlazePose's; its boxes become ROIs through
             :meth:`Roi.from_box` (scale ``box_roi_scale``) unless they carry BlazePose's
@@ -264,6 +276,7 @@ class BlazePoseTFLite:
         tiles: int | Sequence[int] = 2,
         tiles_per_frame: int = 1,
         hog_every: int = 5,
+        detect_every: int = 5,
         person_detector: PersonDetector | None = None,
         box_roi_scale: float = 1.1,
         dedupe_distance: float = 0.1,
@@ -272,8 +285,11 @@ class BlazePoseTFLite:
     ) -> None:
         if max_people < 1:
             raise ValueError(f"max_people must be >= 1, got {max_people}")
-        for name, value in (("min_detection_confidence", min_detection_confidence),
-                            ("min_presence", min_presence), ("dedupe_distance", dedupe_distance)):
+        for name, value in (
+            ("min_detection_confidence", min_detection_confidence),
+            ("min_presence", min_presence),
+            ("dedupe_distance", dedupe_distance),
+        ):
             if not 0.0 <= float(value) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {value}")
         if not box_roi_scale > 0:
@@ -287,9 +303,15 @@ class BlazePoseTFLite:
         self.max_side = int(max_side)
         if hog_every < 0:
             raise ValueError(f"hog_every must be >= 0, got {hog_every}")
+        if detect_every < 1:
+            raise ValueError(f"detect_every must be >= 1, got {detect_every}")
+        self.detect_every = int(detect_every)
+        self._since_detect = 0
         if person_detector is None:
             person_detector = BlazePoseBoxDetector(
-                min_score=min_detection_confidence, max_people=max_people, tiles=tiles,
+                min_score=min_detection_confidence,
+                max_people=max_people,
+                tiles=tiles,
                 tiles_per_call=None if static_image_mode else tiles_per_frame,
                 num_threads=num_threads,
             )
@@ -299,8 +321,9 @@ class BlazePoseTFLite:
                 hog: PersonDetector = HogPersonDetector(max_people=max_people)
                 if not static_image_mode and hog_every > 1:
                     hog = ThrottledPersonDetector(hog, hog_every)
-                person_detector = UnionPersonDetector([person_detector, hog],
-                                                      max_people=2 * max_people)
+                person_detector = UnionPersonDetector(
+                    [person_detector, hog], max_people=2 * max_people
+                )
         self.person_detector: PersonDetector = person_detector
         self.landmarker = BlazePoseLandmarker(num_threads=num_threads)
         self._prev_rois: list[Roi] = []
@@ -321,23 +344,39 @@ class BlazePoseTFLite:
         with self._lock:
             if self._closed:
                 raise RuntimeError("BlazePoseTFLite is closed")
-            people = self.person_detector.detect_people(rgb)
             tracked = [] if self.static_image_mode else list(self._prev_rois)
+            # Tracked people need no detector pass (their ROIs come from the last frame); it
+            # still runs every detect_every frames to find people who came into view.
+            self._since_detect += 1
+            people: list[PersonBox] = []
+            if not tracked or self._since_detect >= self.detect_every:
+                people = self.person_detector.detect_people(rgb)
+                self._since_detect = 0
             # A detector ROI on a person already tracked from the previous frame is the same
             # person: skip its landmark run (~20 ms per person).
-            fresh = [r for r in (self.roi_for(p) for p in people)
-                     if not any(same_roi(r, t) for t in tracked)]
+            fresh = [
+                r
+                for r in (self.roi_for(p) for p in people)
+                if not any(same_roi(r, t) for t in tracked)
+            ]
             height, width = rgb.shape[:2]
             rois = [r for r in tracked + fresh if plausible_roi(r, width, height)]
             results: list[PoseLandmarks] = []
             for roi in rois:
                 if len(results) >= self.max_people:
                     break
-                found = self.landmarker.run(rgb, roi, with_mask=self.enable_segmentation,
-                                            min_presence=self.min_presence)
-                if found is None or not in_image(found.landmarks, width, height) or any(
+                found = self.landmarker.run(
+                    rgb, roi, with_mask=self.enable_segmentation, min_presence=self.min_presence
+                )
+                if (
+                    found is None
+                    or not in_image(found.landmarks, width, height)
+                    or any(
                         same_landmarks(found.landmarks, r.landmarks, self.dedupe_distance)
-                        or is_fragment(found.landmarks, r.landmarks) for r in results):
+                        or is_fragment(found.landmarks, r.landmarks)
+                        for r in results
+                    )
+                ):
                     continue
                 results.append(found)
             self.last_rois = rois
@@ -351,10 +390,12 @@ class BlazePoseTFLite:
         out = []
         for found in self.detect_landmarks(rgb):
             lm = found.landmarks[:33, :4].astype(np.float64)
-            norm = np.column_stack([lm[:, 0] / width, lm[:, 1] / height, lm[:, 2] / width,
-                                    lm[:, 3]])
-            out.append(landmarks_to_detection(norm, width, height, world=found.world,
-                                              mask=found.mask))
+            norm = np.column_stack(
+                [lm[:, 0] / width, lm[:, 1] / height, lm[:, 2] / width, lm[:, 3]]
+            )
+            out.append(
+                landmarks_to_detection(norm, width, height, world=found.world, mask=found.mask)
+            )
         out.sort(key=lambda d: -d.score)
         return out
 
@@ -362,6 +403,7 @@ class BlazePoseTFLite:
         """Forget the previous frame's ROIs (start of a new stream)."""
         with self._lock:
             self._prev_rois = []
+            self._since_detect = 0
             reset = getattr(self.person_detector, "reset", None)
             if callable(reset):
                 reset()
@@ -408,8 +450,9 @@ def same_landmarks(a: np.ndarray, b: np.ndarray, tolerance: float = 0.1) -> bool
     return bool(dist < tolerance * diag)
 
 
-def is_fragment(part: np.ndarray, whole: np.ndarray, *, inside: float = 0.8,
-                area_ratio: float = 0.5) -> bool:
+def is_fragment(
+    part: np.ndarray, whole: np.ndarray, *, inside: float = 0.8, area_ratio: float = 0.5
+) -> bool:
     """Whether landmarks ``part`` are a piece of the person ``whole`` seen again (e.g. a tile
     that cut the person): ``part``'s landmark box lies mostly (``inside``) in ``whole``'s and is
     less than ``area_ratio`` of its area. Two similar-sized people crossing are not fragments."""
@@ -421,8 +464,9 @@ def is_fragment(part: np.ndarray, whole: np.ndarray, *, inside: float = 0.8,
     return bool(w * h / area_a > inside and area_a < area_ratio * area_b)
 
 
-def plausible_roi(roi: Roi, width: int, height: int, *, max_size: float = 2.0,
-                  min_size: float = 16.0) -> bool:
+def plausible_roi(
+    roi: Roi, width: int, height: int, *, max_size: float = 2.0, min_size: float = 16.0
+) -> bool:
     """Whether a ROI can frame a person in a ``width`` x ``height`` image: centre within half
     an image of it, side between ``min_size`` px and ``max_size`` x the longer image side.
     Rejects the huge, far-off ROIs that a person cut by a tile border, or a landmark result on
@@ -436,6 +480,11 @@ def in_image(landmarks: np.ndarray, width: int, height: int, *, min_points: int 
     """Whether at least ``min_points`` of the 33 landmarks with visibility >= 0.5 lie in the
     image (a person mostly outside the frame, or a hallucination, is not reported)."""
     lm = landmarks[:33]
-    seen = (lm[:, 3] >= 0.5) & (lm[:, 0] >= 0) & (lm[:, 0] < width) & (lm[:, 1] >= 0) & (
-        lm[:, 1] < height)
+    seen = (
+        (lm[:, 3] >= 0.5)
+        & (lm[:, 0] >= 0)
+        & (lm[:, 0] < width)
+        & (lm[:, 1] >= 0)
+        & (lm[:, 1] < height)
+    )
     return int(seen.sum()) >= min_points
