@@ -193,9 +193,9 @@ def refine_loss(body, points: _PointModel, pose: PoseRefineNet | None,
     uv = torch.stack([fx * kp3[..., 0] / z + cx, fy * kp3[..., 1] / z + cy], -1)
     height = (s.box[:, 3] - s.box[:, 1]).clamp(min=1.0)[:, None]
     conf = s.keypoints[..., 2].clamp(min=0)
-    l2d = ((uv - s.keypoints[..., :2]).norm(dim=-1) / height * conf).sum(1) / conf.sum(1).clamp(
-        min=1e-6
-    )
+    # Capped at one box height: a body placed badly by a wild detection must not dominate.
+    err = ((uv - s.keypoints[..., :2]).norm(dim=-1) / height).clamp(max=1.0)
+    l2d = (err * conf).sum(1) / conf.sum(1).clamp(min=1e-6)
     valid = torch.isfinite(s.target3d).all(-1)
     tgt = torch.where(valid[..., None], s.target3d, torch.zeros_like(s.target3d))
     diff = (_root_relative(tgt3) - _root_relative(tgt)).norm(dim=-1) * valid

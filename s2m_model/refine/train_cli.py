@@ -97,7 +97,7 @@ def load_samples(folder: Path, body, fused, limit: int | None, supervised: bool)
         b = b.copy()
         if not (b[2] > b[0] and b[3] > b[1]):
             b = np.array([0, 0, 1, 1], np.float32) / scale
-        grids.append(mask_to_grid(m, b * scale, MASK_SIZE))
+        grids.append(mask_to_grid(m > 0, b * scale, MASK_SIZE))  # stored as 0/255
     cam = torch.as_tensor(np.asarray(arrays["camera"][idx], np.float32))
     target = (torch.as_tensor(np.asarray(arrays["joints3d_blazepose33"][idx], np.float32))
               if supervised else skel)  # fmt: skip
