@@ -109,3 +109,32 @@ def sample_person(seed: int, track_id: int = 1, with_vertices: bool = False) -> 
         bbox=np.array([10.0, 20.0, 200.0, 400.0], np.float32),
         track_id=track_id,
     )
+
+
+def start_process(args: list[str], domain_id: int, **popen: Any) -> Any:
+    """A child process (e.g. ``[sys.executable, "-m", "s2m_ros.node", ...]``) on
+    ``domain_id``, discovery on localhost; stdout/stderr piped as text unless given."""
+    import subprocess
+
+    popen.setdefault("stdout", subprocess.PIPE)
+    popen.setdefault("stderr", subprocess.PIPE)
+    popen.setdefault("text", True)
+    return subprocess.Popen(args, env=ros_env(domain_id), **popen)
+
+
+def stop_process(child: Any, timeout_s: float = 30.0, close_stdin: bool = False) -> str:
+    """End ``child`` (close its stdin, or SIGTERM; SIGKILL after ``timeout_s``) and return
+    ``"rc=<code>"`` plus the tails of its piped output."""
+    import subprocess
+
+    if child.poll() is None:
+        if close_stdin and child.stdin is not None:
+            child.stdin.close()
+        else:
+            child.terminate()
+    try:
+        out, err = child.communicate(timeout=timeout_s)
+    except subprocess.TimeoutExpired:
+        child.kill()
+        out, err = child.communicate()
+    return f"rc={child.returncode}\n{(out or '')[-3000:]}\n{(err or '')[-3000:]}"
