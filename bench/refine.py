@@ -439,9 +439,51 @@ def _reproj(body, o, uv) -> float:
     return float((proj - uv.to(proj)).norm(dim=-1).mean())
 
 
+def bench_detector_regressor(body, train: Path, test: Path, limit: int) -> dict:
+    """Adaptive regressors for MediaPipe's coco17 / blazepose33 keypoints, fitted on the
+    detector-in-the-loop ``train`` folder, scored on ``test``: held-out pixel distance of the
+    true mesh's points to the detector's keypoints (conf >= 0.5), fixed vs adaptive."""
+    from s2m_model.lifter.fused_cli import read_folder
+    from s2m_model.refine.detector_regressor import fit_detector_regressor, reprojection_px
+
+    def load(folder, n):
+        a, _ = read_folder(folder)
+        idx = np.flatnonzero(a["det_detected"].astype(bool))[:n]
+
+        def t(k):
+            return torch.as_tensor(a[k][idx]).to(body.dtype)
+
+        with torch.no_grad():
+            v = body(**{k: t(k) for k in ("betas", "global_orient", "body_pose", "transl")})
+        lm = t("det_landmarks")
+        kp = {"coco17": t("det_keypoints2d_coco17"),
+              "blazepose33": torch.cat([lm[..., :2], lm[..., 3:4]], -1)}  # fmt: skip
+        return v.vertices, t("camera"), kp
+
+    vtr, ctr, ktr = load(train, limit)
+    vte, cte, kte = load(test, None)
+    out: dict = {"train": len(vtr), "test": len(vte)}
+    for fmt in ("coco17", "blazepose33"):
+        t0 = time.perf_counter()
+        reg = fit_detector_regressor(body, fmt, vtr, ktr[fmt], ctr)
+        fit_s = time.perf_counter() - t0
+        fixed = reprojection_px(body.regress(vte, fmt), kte[fmt], cte)
+        adapt = reprojection_px(reg(vte), kte[fmt], cte)
+        out[fmt] = {"fit_s": round(fit_s, 1),
+                    "fixed_px": {"mean": round(float(fixed.nanmean()), 2),
+                                 "median": round(float(fixed.nanmedian()), 2)},
+                    "adaptive_px": {"mean": round(float(adapt.nanmean()), 2),
+                                    "median": round(float(adapt.nanmedian()), 2)}}  # fmt: skip
+    return out
+
+
 def main(argv=None) -> int:
     ap = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     ap.add_argument("--quick", action="store_true", help="fewer samples and repeats")
+    ap.add_argument("--dloop", type=Path, default=None,
+                    help="detector-in-the-loop root with train/ and test/: also fit and score "
+                         "the MediaPipe keypoint regressors")  # fmt: skip
+    ap.add_argument("--dloop-train", type=int, default=1500, help="training renders used")
     args = ap.parse_args(argv)
     torch.set_num_threads(1)
     n, repeats = (16, 10) if args.quick else (64, 30)
@@ -461,6 +503,10 @@ def main(argv=None) -> int:
         "fit": bench_fit(body, min(n, 32), repeats),
         "ablation": bench_ablation(body, min(n, 32), repeats),
     }  # fmt: skip
+    if args.dloop is not None:
+        report["detector_regressor"] = bench_detector_regressor(
+            body, args.dloop / "train", args.dloop / "test", args.dloop_train
+        )
     report["load_average_at_end"] = list(os.getloadavg())
     report["seconds"] = round(time.perf_counter() - t0, 1)
     print(json.dumps(report, indent=1))
