@@ -8,6 +8,9 @@
 - :mod:`.points`, :mod:`.fit` — LM fit to keypoints, lifted skeleton and mask.
 - :mod:`.refiner` — all of it as one call (:class:`Refiner`), each piece behind a switch.
 - :mod:`.synthetic` — seeded synthetic bodies for tests and benchmarks.
+- :mod:`.pose_net`, :mod:`.shape_net` — learned PR (residual endpoint rotations) and SR (betas).
+- :mod:`.train`, :mod:`.train_cli`, :mod:`.nets_io` — ``s2m train refine``, safe checkpoints.
+- :mod:`.detector_regressor` — adaptive regressors for a detector's 2D keypoint definition.
 
 See ``docs/refine.md``.
 """
