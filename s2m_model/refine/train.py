@@ -322,15 +322,15 @@ def train_refine(body, train: RefineSamples, val: RefineSamples | None, cfg: Ref
             batch = train.index(order[s : s + cfg.batch])
             loss, terms = refine_loss(body, points, pose, shape, batch, cfg.weights, mesh=mesh,
                                       mask_batch=cfg.mask_batch)  # fmt: skip
-            if not math.isfinite(float(loss)):
+            if not math.isfinite(float(loss.detach())):
                 raise FloatingPointError(f"non-finite refine loss at epoch {epoch + 1}")
             opt.zero_grad()
             loss.backward()
             opt.step()
-            for key, v in {"loss": float(loss), **terms}.items():
+            for key, v in {"loss": float(loss.detach()), **terms}.items():
                 sums[key] = sums.get(key, 0.0) + v
             n += 1
-            bar.set_postfix(loss=f"{float(loss):.4f}")
+            bar.set_postfix(loss=f"{float(loss.detach()):.4f}")
         sched.step()
         row = {"epoch": epoch + 1, "lr": opt.param_groups[0]["lr"],
                "time_s": round(time.perf_counter() - t0, 2),
