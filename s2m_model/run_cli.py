@@ -209,6 +209,7 @@ def run(args: argparse.Namespace) -> int:
     from s2m_model.camera import Camera
     from s2m_model.image import VIDEO_SUFFIXES, iter_frames, list_images, probe_video
     from s2m_model.pipeline import Pipeline, PipelineConfig, set_torch_threads
+    from s2m_model.tracking.metrics import track_summary
 
     source = Path(args.input)
     if not source.exists():
@@ -275,6 +276,7 @@ def run(args: argparse.Namespace) -> int:
     video_path = out_dir / "overlay.mp4"
     per_frame: list[dict[str, float]] = []
     persons: list[int] = []
+    track_ids: list[list[int]] = []
     ply_files: list[str] = []
     frames_done = 0
     view_frames: list[dict[str, Any]] = []
@@ -291,6 +293,7 @@ def run(args: argparse.Namespace) -> int:
             frames_done += 1
             per_frame.append(dict(pipe.last_timings))
             persons.append(len(results))
+            track_ids.append([r.track_id for r in results])
             name = f"{index:06d}"
             arrays = _result_arrays(results, stamp, args.save_vertices)
             np.savez_compressed(results_dir / f"{name}.npz", **arrays)
@@ -340,6 +343,8 @@ def run(args: argparse.Namespace) -> int:
             "mean": float(counts.mean()), "max": int(counts.max()),
             "histogram": {str(k): int((counts == k).sum()) for k in np.unique(counts)},
         },  # fmt: skip
+        # Track count and lengths (frames per id) of a video/folder run (0 ids: untracked).
+        "tracking": {k: v for k, v in track_summary(track_ids).items() if k != "persons_per_frame"},
         "latency_ms": stats,
         "counters": dict(pipe.counters),
         "wall_s": wall,

@@ -213,3 +213,14 @@ def test_score_frame_recall_bins_and_dont_care_people():
     assert s[">=80px"] == {"gt": 2, "found": 1, "recall": 0.5}
     # the detection of the mostly hidden person is neither a hit nor a false positive
     assert (mot.gt, mot.matches, mot.misses, mot.false_positives) == (2, 1, 1, 0)
+
+
+def test_track_summary_counts_persons_tracks_and_lengths():
+    from s2m_model.tracking.metrics import track_summary
+
+    out = track_summary([[1, 2], [1], [], [1, 3], [0]])
+    assert out["persons_per_frame"] == {"mean": 1.2, "max": 2}
+    assert out["tracks"] == 3  # id 0 (untracked) is a person but no track
+    assert out["track_length_frames"] == {"median": 1.0, "max": 3}
+    empty = track_summary([])
+    assert empty["tracks"] == 0 and empty["track_length_frames"]["max"] is None

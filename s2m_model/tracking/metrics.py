@@ -15,6 +15,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -22,8 +23,11 @@ from scipy.optimize import linear_sum_assignment
 from s2m_model.detect.coco_eval import oks
 
 
-def oks_matrix(gt_keypoints: Sequence[np.ndarray], gt_areas: Sequence[float],
-               det_keypoints: Sequence[np.ndarray]) -> np.ndarray:
+def oks_matrix(
+    gt_keypoints: Sequence[np.ndarray],
+    gt_areas: Sequence[float],
+    det_keypoints: Sequence[np.ndarray],
+) -> np.ndarray:
     """``(G, D)`` OKS between ``(17, 3)`` GT keypoints (x, y, COCO visibility) and ``(17, >=2)``
     detected keypoints."""
     out = np.zeros((len(gt_keypoints), len(det_keypoints)))
@@ -62,8 +66,9 @@ class MotAccumulator:
     _last: dict[int, int] = field(default_factory=dict, repr=False)
     _current: dict[int, int] = field(default_factory=dict, repr=False)
 
-    def update(self, gt_ids: Sequence[int], track_ids: Sequence[int],
-               similarity: np.ndarray) -> list[tuple[int, int]]:
+    def update(
+        self, gt_ids: Sequence[int], track_ids: Sequence[int], similarity: np.ndarray
+    ) -> list[tuple[int, int]]:
         """Add one frame.
 
         Args:
@@ -160,10 +165,16 @@ class RecallBins:
         return out
 
 
-def score_frame(people: Sequence, keypoints: Sequence[np.ndarray], *,
-                track_ids: Sequence[int] | None = None, mot: MotAccumulator | None = None,
-                recall: RecallBins | None = None, min_visible: float = 0.5,
-                threshold: float = 0.5) -> list[tuple[int, int]]:
+def score_frame(
+    people: Sequence,
+    keypoints: Sequence[np.ndarray],
+    *,
+    track_ids: Sequence[int] | None = None,
+    mot: MotAccumulator | None = None,
+    recall: RecallBins | None = None,
+    min_visible: float = 0.5,
+    threshold: float = 0.5,
+) -> list[tuple[int, int]]:
     """Score one frame of detections (and their track ids) against ground truth.
 
     Ground-truth people (:class:`s2m_model.tracking.synthetic.GtPerson`-like: ``track_id``,
@@ -174,8 +185,7 @@ def score_frame(people: Sequence, keypoints: Sequence[np.ndarray], *,
     Returns:
         The ``(gt index, detection index)`` matches (OKS >= ``threshold``).
     """
-    sim = oks_matrix([p.keypoints for p in people], [max(p.area, 1.0) for p in people],
-                     keypoints)
+    sim = oks_matrix([p.keypoints for p in people], [max(p.area, 1.0) for p in people], keypoints)
     pairs = match(sim, threshold)
     care = [i for i, p in enumerate(people) if p.visible_fraction >= min_visible]
     ignored_dets = {d for g, d in pairs if g not in care}
@@ -185,6 +195,40 @@ def score_frame(people: Sequence, keypoints: Sequence[np.ndarray], *,
             recall.add(people[i].height, i in hit)
     if mot is not None and track_ids is not None:
         keep = [d for d in range(len(keypoints)) if d not in ignored_dets]
-        mot.update([people[i].track_id for i in care], [track_ids[d] for d in keep],
-                   sim[np.ix_(care, keep)])
+        mot.update(
+            [people[i].track_id for i in care],
+            [track_ids[d] for d in keep],
+            sim[np.ix_(care, keep)],
+        )
     return pairs
+
+
+def track_summary(ids_per_frame: Sequence[Sequence[int]]) -> dict[str, Any]:
+    """Persons per frame and track statistics of a run (for `s2m run` / `s2m eval-bag`).
+
+    Args:
+        ids_per_frame: the track ids output in each frame, in order (0 = untracked person,
+            counted as a person but not as a track).
+
+    Returns:
+        ``persons_per_frame`` (mean/max), ``tracks`` (distinct ids), ``track_length_frames``
+        (median/max frames in which an id was output; None without tracks).
+    """
+    counts = np.array([len(ids) for ids in ids_per_frame], dtype=np.int64)
+    lengths: dict[int, int] = {}
+    for ids in ids_per_frame:
+        for tid in ids:
+            if int(tid) > 0:
+                lengths[int(tid)] = lengths.get(int(tid), 0) + 1
+    values = np.array(list(lengths.values()), dtype=np.int64)
+    return {
+        "persons_per_frame": {
+            "mean": float(counts.mean()) if len(counts) else 0.0,
+            "max": int(counts.max()) if len(counts) else 0,
+        },
+        "tracks": len(lengths),
+        "track_length_frames": {
+            "median": float(np.median(values)) if len(values) else None,
+            "max": int(values.max()) if len(values) else None,
+        },
+    }
