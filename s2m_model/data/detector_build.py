@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import time
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict
 from pathlib import Path
 from typing import Any
@@ -33,6 +32,7 @@ from s2m_model.data.detector_loop import (
 from s2m_model.data.fit_cache import fit_clips, single_thread
 from s2m_model.data.generator import PosePool, default_shared_dir
 from s2m_model.data.scene import BACKGROUNDS
+from s2m_model.data.workers import map_in_processes, shard_plan
 
 log = logging.getLogger(__name__)
 
@@ -214,8 +214,7 @@ def build_detector_dataset(
             pool = load_pose_pool(split, shared, body, show_progress)
     spec = _spec(split, n, seed, shard_size, body_name, cfg, info, pool.clips)
     _prepare(out, spec)
-    sizes = [min(shard_size, n - s) for s in range(0, n, shard_size)]
-    names = [shards.shard_name(i) for i in range(len(sizes))]
+    sizes, names = shard_plan(n, shard_size)
     todo = [i for i, size in enumerate(sizes) if not _shard_ok(out / names[i], size, cfg)]
     built = sum(sizes[i] for i in todo)
     det_stats: dict[str, int] = {}
@@ -229,17 +228,12 @@ def build_detector_dataset(
                     _write(out / names[i], arrays, cfg)
                 det_stats = _counts(loop.detector)
         elif todo:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("spawn")
             jobs = [(i, sizes[i], seed, str(out / names[i])) for i in todo]
-            with ProcessPoolExecutor(min(workers, len(todo)), mp_context=ctx,
-                                     initializer=_worker_init,
-                                     initargs=(pool, body_name, cfg)) as ex:  # fmt: skip
-                for _, size, stats in ex.map(_worker_shard, jobs):
-                    bar.update(size)
-                    for k, v in stats.items():
-                        det_stats[k] = det_stats.get(k, 0) + v
+            for _, size, stats in map_in_processes(_worker_shard, jobs, workers, _worker_init,
+                                                   (pool, body_name, cfg)):  # fmt: skip
+                bar.update(size)
+                for k, v in stats.items():
+                    det_stats[k] = det_stats.get(k, 0) + v
     seconds = time.perf_counter() - t0
     manifest_stub = {"formats": list(cfg.formats), "mask_size": list(cfg.mask_size),
                      "clips": pool.clips}  # fmt: skip

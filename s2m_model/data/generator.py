@@ -28,7 +28,6 @@ import logging
 import os
 import time
 from collections.abc import Callable, Sequence
-from concurrent.futures import ProcessPoolExecutor
 from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
@@ -44,6 +43,7 @@ from s2m_model.data.fit_cache import fit_clips, single_thread
 from s2m_model.data.mocap_fit import DEFAULT_REFINE_STEPS, FIT_VERSION, MocapFit
 from s2m_model.data.raster import depth_and_mask
 from s2m_model.data.visibility import face_parts, keypoint_visibility, visibility_models
+from s2m_model.data.workers import map_in_processes, shard_plan
 from s2m_model.skeletons import get_format
 from s2m_model.smpl_layout import JOINT_INDEX, NUM_BETAS
 
@@ -412,23 +412,17 @@ def build_dataset(
     pool = PosePool.from_fits([fits[r.name] for r in refs])
     t_fit = time.perf_counter() - t0
     _prepare_out(out)
-    sizes = [min(shard_size, n - s) for s in range(0, n, shard_size)]
-    names = [shards.shard_name(i) for i in range(len(sizes))]
+    sizes, names = shard_plan(n, shard_size)
     with tqdm(total=n, desc=f"generate {split}", unit="sample", disable=not show_progress) as bar:
         if workers == 1:
             for i, size in enumerate(sizes):
                 arrays = generate_samples(pool, body, size, seed, i, cfg, progress=bar.update)
                 shards.write_shard(out / names[i], arrays, cfg.formats, cfg.mask_size)
         else:
-            import multiprocessing as mp
-
-            ctx = mp.get_context("spawn")
-            with ProcessPoolExecutor(min(workers, len(sizes)), mp_context=ctx,
-                                     initializer=_worker_init,
-                                     initargs=(pool, body_name, cfg)) as ex:  # fmt: skip
-                jobs = [(i, size, seed, str(out / names[i])) for i, size in enumerate(sizes)]
-                for _, size in ex.map(_worker_shard, jobs):
-                    bar.update(size)
+            jobs = [(i, size, seed, str(out / names[i])) for i, size in enumerate(sizes)]
+            for _, size in map_in_processes(_worker_shard, jobs, workers, _worker_init,
+                                            (pool, body_name, cfg)):  # fmt: skip
+                bar.update(size)
     bandai = split != "test-cmu"
     manifest = {
         "generator": shards.GENERATOR_NAME,
