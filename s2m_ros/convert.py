@@ -408,7 +408,9 @@ def skeleton_msg_to_numpy(msg: Msg) -> SkeletonInput:
         conf = np.ones(n)
     elif conf.shape != (n,):
         raise ValueError(f"Skeleton3D has {conf.size} confidences for {n} positions")
-    missing = ~np.isfinite(positions).all(axis=1) | ~np.isfinite(conf)
+    # beyond float32's range is not finite either once stored as float32 (found by hypothesis)
+    in_range = np.abs(positions) <= np.finfo(np.float32).max
+    missing = ~in_range.all(axis=1) | ~np.isfinite(conf)
     positions[missing] = 0.0
     conf = np.where(missing, 0.0, np.clip(conf, 0.0, 1.0))
     if names:
