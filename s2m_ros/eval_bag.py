@@ -28,6 +28,8 @@ from typing import Any
 
 import numpy as np
 
+from s2m_model.tracking.metrics import track_summary
+
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
 SKELETON_TYPE = "s2m_ros/msg/Skeleton3D"
@@ -288,6 +290,8 @@ def evaluate_bag(
     failures: list[dict[str, Any]] = []
     gt_by_stamp: dict[int, list[np.ndarray]] = {}
     preds: dict[int, list[np.ndarray]] = {}
+    pred_ids: dict[int, list[int]] = {}
+    ids_per_frame: list[list[int]] = []
     counts = {"in": 0, "out": 0, "dropped": 0, "failed": 0, "with_people": 0, "people": 0}
     t_start = time.perf_counter()
     with BagWriter(out_bag, storage=storage) as writer:
@@ -341,6 +345,8 @@ def evaluate_bag(
             counts["with_people"] += bool(out.results)
             counts["people"] += len(out.results)
             preds[convert.stamp_to_ns(out.header.stamp)] = [r.joints for r in out.results]
+            pred_ids[convert.stamp_to_ns(out.header.stamp)] = [r.track_id for r in out.results]
+            ids_per_frame.append([r.track_id for r in out.results])
         bar.close()
     if counts["in"] == 0:
         raise ValueError(f"no frames on {in_topic} in {bag}")
@@ -359,17 +365,28 @@ def evaluate_bag(
         "wall_time_s": time.perf_counter() - t_start,
         "input_stamps": stamp_jitter(stamps),
         "failures": failures,
+        # Persons per frame (mean/max), track count, track lengths in frames (median/max).
+        "tracking": track_summary(ids_per_frame),
         "accuracy": None,
     }
     per_joint: dict[str, float] = {}
     if gt_topic:
         pairs = []
-        frames_with_gt = missed = extra = 0
-        for stamp, gt_people in gt_by_stamp.items():
+        frames_with_gt = missed = extra = switches = 0
+        # GT people are identified by their index in the GT message (a stable order is
+        # assumed); an id switch = a GT person matched to a track id other than last time.
+        last_id: dict[int, int] = {}
+        for stamp, gt_people in sorted(gt_by_stamp.items()):
             if stamp not in preds:
                 continue
             frames_with_gt += 1
             matches = match_people(preds[stamp], gt_people)
+            for i, j in matches:
+                if i is None:
+                    continue
+                tid = pred_ids[stamp][i]
+                switches += j in last_id and last_id[j] != tid
+                last_id[j] = tid
             missed += sum(i is None for i, _ in matches)
             extra += max(0, len(preds[stamp]) - len(gt_people))
             pairs += [(preds[stamp][i], gt_people[j]) for i, j in matches if i is not None]
@@ -381,6 +398,7 @@ def evaluate_bag(
                 "frames_with_gt": frames_with_gt,
                 "missed_gt_people": missed,
                 "extra_predictions": extra,
+                "id_switches": int(switches),
             }
         )
         metrics["accuracy"] = acc

@@ -72,6 +72,10 @@ def test_eval_bag_skeletons_with_ground_truth(tmp_path, body):
     assert acc["matched"] == N - 1 and acc["missed_gt_people"] == 0
     assert acc["mpjpe_mm"] < 10.0 and acc["pa_mpjpe_mm"] <= acc["mpjpe_mm"] + 1e-6
     assert acc["abs_mpjpe_mm"] < 10.0
+    assert acc["id_switches"] == 0  # one person, one track
+    tracking = metrics["tracking"]
+    assert tracking["persons_per_frame"] == {"mean": 1.0, "max": 1}
+    assert tracking["tracks"] == 1 and tracking["track_length_frames"]["max"] == N - 1
     assert set(acc["per_joint_mpjpe_mm"]) >= {"left_knee", "right_elbow"}
     assert (out / "latency.png").stat().st_size > 0 and (out / "per_joint_error.png").is_file()
 
