@@ -101,8 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="no tracking/filtering: every frame on its own")
     parser.add_argument("--device", default=None, help="torch device (default: cpu)")
     parser.add_argument("--lifter", choices=LIFTERS, default=None,
-                        help="front end: 's2m' (the 2D -> 3D lifter, default) or "
-                        "'mediapipe-world' (MediaPipe's metric world landmarks into DIK)")
+                        help="front end: 'mediapipe-world' (MediaPipe's metric world landmarks "
+                        "into DIK, default), 'fused' (a network on the 2D + world landmarks) or "
+                        "'s2m' (the 2D -> 3D lifter)")
     parser.add_argument("--lifter-model", default=None, metavar="CKPT",
                         help="weights of the s2m lifter (default: the shipped ones)")
     parser.add_argument("--threads", type=int, default=DEFAULT_THREADS, metavar="N",
