@@ -127,14 +127,43 @@ def stop_process(child: Any, timeout_s: float = 30.0, close_stdin: bool = False)
     ``"rc=<code>"`` plus the tails of its piped output."""
     import subprocess
 
-    if child.poll() is None:
-        if close_stdin and child.stdin is not None:
-            child.stdin.close()
-        else:
-            child.terminate()
+    # communicate() closes stdin after writing the (empty) input: the child's cue to exit
+    stdin = "" if close_stdin and child.stdin is not None and not child.stdin.closed else None
+    if child.poll() is None and stdin is None:
+        child.terminate()
     try:
-        out, err = child.communicate(timeout=timeout_s)
+        out, err = child.communicate(input=stdin, timeout=timeout_s)
     except subprocess.TimeoutExpired:
         child.kill()
         out, err = child.communicate()
     return f"rc={child.returncode}\n{(out or '')[-3000:]}\n{(err or '')[-3000:]}"
+
+
+def start_script(script: str, domain_id: int, *args: str) -> Any:
+    """``python -c script *args`` on ``domain_id`` with a stdin pipe: a test publisher that
+    publishes, then waits until :func:`stop_process` (``close_stdin=True``) closes its stdin."""
+    import subprocess
+    import sys
+
+    return start_process([sys.executable, "-c", script, *args], domain_id, stdin=subprocess.PIPE)
+
+
+def wait_for_publishers(executor: Any, node: Any, topics: list[str], child: Any, timeout_s: float):
+    """Spin until every topic has a publisher (True), or ``child`` exits / time runs out."""
+    return (
+        spin_until(
+            executor,
+            lambda: all(node.count_publishers(t) >= 1 for t in topics) or child.poll() is not None,
+            timeout_s,
+        )
+        and child.poll() is None
+    )
+
+
+def child_tail(child: Any) -> str:
+    """Exit code and output tails of a finished child, for assertion messages."""
+    if child.poll() is None:
+        return "(child still running)"
+    out = child.stdout.read() if child.stdout else ""
+    err = child.stderr.read() if child.stderr else ""
+    return f"rc={child.returncode} stdout={out[-500:]!r} stderr={err[-2000:]!r}"

@@ -4,8 +4,6 @@ process subscribes and checks every field, the type hash on the wire and the QoS
 from __future__ import annotations
 
 import os
-import subprocess
-import sys
 import textwrap
 
 import numpy as np
@@ -17,11 +15,14 @@ from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E
 
 from s2m_ros import convert  # noqa: E402
 from s2m_ros.testing import (  # noqa: E402
+    child_tail,
     free_domain_id,
-    ros_env,
     ros_node,
     sample_person,
     spin_until,
+    start_script,
+    stop_process,
+    wait_for_publishers,
 )
 
 COUNT = 4
@@ -71,14 +72,7 @@ def test_two_processes_body_messages():
 
     domain = free_domain_id()
     prefix = f"/s2m_test_{os.getpid()}"
-    child = subprocess.Popen(
-        [sys.executable, "-c", PUBLISHER, prefix, str(COUNT)],
-        env=ros_env(domain),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = start_script(PUBLISHER, domain, prefix, str(COUNT))
     received: dict[str, list] = {"bodies": [], "body": [], "mesh": []}
     try:
         with ros_node("s2m_test_subscriber", domain) as (node, executor):
@@ -93,15 +87,9 @@ def test_two_processes_body_messages():
                 for name, cls in types.items()
             ]
             # discovery: wait on the graph, bounded (the child also has to start Python)
-            found = spin_until(
-                executor,
-                lambda: (
-                    all(node.count_publishers(s.topic_name) >= 1 for s in subs)
-                    or child.poll() is not None
-                ),
-                TIMEOUT_S,
-            )
-            assert found and child.poll() is None, f"publisher not discovered: {_tail(child)}"
+            topics = [s.topic_name for s in subs]
+            found = wait_for_publishers(executor, node, topics, child, TIMEOUT_S)
+            assert found, f"publisher not discovered: {child_tail(child)}"
             assert spin_until(
                 executor, lambda: all(len(v) >= COUNT for v in received.values()), TIMEOUT_S
             ), {k: len(v) for k, v in received.items()}
@@ -112,14 +100,8 @@ def test_two_processes_body_messages():
                 "s2m_ros/msg/BodyArray"
             )
     finally:
-        if child.poll() is None:
-            child.stdin.close()
-        try:
-            child.wait(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-    assert child.returncode == 0, _tail(child)
+        log = stop_process(child, TIMEOUT_S, close_stdin=True)
+    assert child.returncode == 0, log
 
     for i, (arr, body, mesh) in enumerate(
         zip(received["bodies"], received["body"], received["mesh"], strict=True)
@@ -149,10 +131,3 @@ def _check_body(msg, person, stamp: int) -> None:
     np.testing.assert_array_equal(a["confidence"], person.confidence)
     np.testing.assert_array_equal(a["solved"], person.solved)
     np.testing.assert_allclose(a["quaternions"], person.quaternions, atol=1e-12)
-
-
-def _tail(child: subprocess.Popen) -> str:
-    if child.poll() is None:
-        return "(publisher still running)"
-    out, err = child.stdout.read(), child.stderr.read()
-    return f"rc={child.returncode} stdout={out[-500:]!r} stderr={err[-2000:]!r}"

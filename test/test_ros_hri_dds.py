@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import os
-import subprocess
 import sys
 import textwrap
 from pathlib import Path
@@ -20,7 +19,16 @@ pytest.importorskip("hri_msgs.msg", reason="hri_msgs not built (tools/build_msgs
 from rclpy.qos import DurabilityPolicy, QoSProfile, ReliabilityPolicy  # noqa: E402
 
 from s2m_ros import convert, hri  # noqa: E402
-from s2m_ros.testing import free_domain_id, ros_env, ros_node, sample_person, spin_until  # noqa: E402
+from s2m_ros.testing import (  # noqa: E402
+    child_tail,
+    free_domain_id,
+    ros_node,
+    sample_person,
+    spin_until,
+    start_script,
+    stop_process,
+    wait_for_publishers,
+)
 
 TIMEOUT_S = 30.0
 W, H = 640, 480
@@ -88,14 +96,7 @@ def test_two_processes_hri_messages():
 
     domain = free_domain_id(64)
     prefix = f"/s2m_hri_test_{os.getpid()}"
-    child = subprocess.Popen(
-        [sys.executable, "-c", PUBLISHER, prefix, str(STAMP)],
-        env=ros_env(domain),
-        stdin=subprocess.PIPE,
-        stdout=subprocess.PIPE,
-        stderr=subprocess.PIPE,
-        text=True,
-    )
+    child = start_script(PUBLISHER, domain, prefix, str(STAMP))
     types = {
         "tracked": IdsList,
         "roi": NormalizedRegionOfInterest2D,
@@ -115,15 +116,9 @@ def test_two_processes_hri_messages():
                 node.create_subscription(cls, f"{prefix}/{name}", received[name].append, qos)
                 for name, cls in types.items()
             ]
-            found = spin_until(
-                executor,
-                lambda: (
-                    all(node.count_publishers(s.topic_name) >= 1 for s in subs)
-                    or child.poll() is not None
-                ),
-                TIMEOUT_S,
-            )
-            assert found and child.poll() is None, f"publisher not discovered: {_tail(child)}"
+            topics = [s.topic_name for s in subs]
+            found = wait_for_publishers(executor, node, topics, child, TIMEOUT_S)
+            assert found, f"publisher not discovered: {child_tail(child)}"
             assert spin_until(executor, lambda: all(received.values()), TIMEOUT_S), {
                 k: len(v) for k, v in received.items()
             }
@@ -131,14 +126,8 @@ def test_two_processes_hri_messages():
                 info = node.get_publishers_info_by_topic(f"{prefix}/{name}")
                 hashes[name] = str(info[0].topic_type_hash)
     finally:
-        if child.poll() is None:
-            child.stdin.close()
-        try:
-            child.wait(timeout=TIMEOUT_S)
-        except subprocess.TimeoutExpired:
-            child.kill()
-            child.wait()
-    assert child.returncode == 0, _tail(child)
+        log = stop_process(child, TIMEOUT_S, close_stdin=True)
+    assert child.returncode == 0, log
 
     person = _person()
     bid = hri.body_id(person.track_id)
@@ -172,10 +161,3 @@ def test_two_processes_hri_messages():
         assert hashes[name].startswith("RIHS01_"), hashes[name]
         if expected is not None:
             assert hashes[name] == expected, type_name
-
-
-def _tail(child: subprocess.Popen) -> str:
-    if child.poll() is None:
-        return "(publisher still running)"
-    out, err = child.stdout.read(), child.stderr.read()
-    return f"rc={child.returncode} stdout={out[-500:]!r} stderr={err[-2000:]!r}"
