@@ -250,8 +250,9 @@ class BodyModel(torch.nn.Module):
 
         batch = betas.shape[0]
         rot = batch_rodrigues(
-            torch.cat([global_orient, body_pose.reshape(batch, NUM_BODY_JOINTS * 3)], 1)
-            .reshape(-1, 3)
+            torch.cat([global_orient, body_pose.reshape(batch, NUM_BODY_JOINTS * 3)], 1).reshape(
+                -1, 3
+            )
         )
         rot = rot.reshape(batch, NUM_JOINTS, 3, 3)
         rest = self.rest_joints(betas)
@@ -259,14 +260,36 @@ class BodyModel(torch.nn.Module):
         joints = joints + transl[:, None]
         if not with_vertices:
             return None, joints
-        from .skinning import skin_dense, skin_sparse
+        from .skinning import skin_dense_columns, skin_sparse
 
         shaped = self._shaped_for(betas)
         if self._skinning == "sparse":
             verts = skin_sparse(self._sparse_lbs_weights(), rel[..., :3, :], shaped)
         else:
-            verts = skin_dense(self.smpl.lbs_weights, rel[..., :3, :], shaped)
+            # Vertex-last layout of the same dense formula (faster; see skin_dense_columns).
+            columns = self._columns_for(shaped)
+            verts = skin_dense_columns(self._weights_t(), rel[..., :3, :], columns)
         return verts + transl[:, None], joints
+
+    def _weights_t(self) -> torch.Tensor:
+        """(24,V) transposed skinning weights, contiguous (cached per device/dtype)."""
+        w = self.smpl.lbs_weights
+        cached = getattr(self, "_weights_t_cache", None)
+        if cached is None or cached.device != w.device or cached.dtype != w.dtype:
+            cached = self._weights_t_cache = w.T.contiguous()
+        return cached
+
+    def _columns_for(self, shaped: torch.Tensor) -> torch.Tensor:
+        """(B,4,V) homogeneous columns of ``shaped``, reused for the same shaped tensor."""
+        from .skinning import homogeneous_columns
+
+        cached = getattr(self, "_columns_cache", None)
+        if cached is not None and cached[0] is shaped:
+            return cached[1]
+        columns = homogeneous_columns(shaped)
+        if not shaped.requires_grad:
+            self._columns_cache = (shaped, columns)
+        return columns
 
     def _shaped_for(self, betas: torch.Tensor) -> torch.Tensor:
         """:meth:`shaped_vertices`, reused while the same betas come back (same numbers)."""
