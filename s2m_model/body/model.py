@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+import contextlib
+import io
 from dataclasses import dataclass
 
 import numpy as np
@@ -38,16 +40,26 @@ def _smplx_layer(arrays: dict[str, np.ndarray], dtype: torch.dtype):
     if "posedirs" not in data:
         data["posedirs"] = np.zeros((data["v_template"].shape[0], 3, NUM_POSE_FEATURES))
     # Same code path as an official SMPL file, minus the pickle: smplx reads the Struct.
-    return smplx.SMPL(
-        model_path="",
-        data_struct=Struct(**data),
-        num_betas=NUM_BETAS,
-        dtype=dtype,
-        create_betas=False,
-        create_global_orient=False,
-        create_body_pose=False,
-        create_transl=False,
-    )
+    # smplx prints "WARNING: You are using a SMPL model, with only 10 shape coefficients" for
+    # every model with fewer than 300 components (s2m-free, official SMPL): that is the layout
+    # s2m asks for, so that one line is dropped; anything else smplx prints is passed on.
+    captured = io.StringIO()
+    with contextlib.redirect_stdout(captured):
+        layer = smplx.SMPL(
+            model_path="",
+            data_struct=Struct(**data),
+            num_betas=NUM_BETAS,
+            dtype=dtype,
+            create_betas=False,
+            create_global_orient=False,
+            create_body_pose=False,
+            create_transl=False,
+        )
+    rest = [ln for ln in captured.getvalue().splitlines()
+            if ln.strip() and "shape coefficients" not in ln]  # fmt: skip
+    if rest:
+        print("\n".join(rest))
+    return layer
 
 
 class BodyModel(torch.nn.Module):
