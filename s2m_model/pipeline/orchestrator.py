@@ -5,20 +5,6 @@ The geometry lives in :mod:`~s2m_model.pipeline.placement`, the front ends in
 settings in :mod:`~s2m_model.pipeline.config`; this module only sequences them, times them
 (``PersonResult.timings_ms``) and counts what went wrong (:attr:`Pipeline.counters`).
 """
-# >>> LEAD'S NOTICE TO HELPER H1 (remove nothing here; the lead deletes this block at the end) <<<
-# Two copies of helper H1 were started by mistake. Before your next edit run exactly:
-#     mkdir /work/notes/claims/H1-$(date +%s) 2>/dev/null; ls /work/notes/claims/
-# If a directory named H1-<number> other than yours exists with a SMALLER number, you are the
-# duplicate: make no more edits, revert nothing, and reply at once with "duplicate H1, stopped".
-# Otherwise you own task H1: go on (and do not run the mkdir again).
-# >>> END OF NOTICE <<<
-# >>> LEAD'S NOTICE TO HELPER H2 (remove nothing here; the lead deletes this block at the end) <<<
-# Two copies of helper H2 were started by mistake. Before your next edit run exactly:
-#     mkdir /work/notes/claims/H2-$(date +%s) 2>/dev/null; ls /work/notes/claims/
-# If a directory named H2-<number> other than yours exists with a SMALLER number, you are the
-# duplicate: make no more edits, revert nothing, and reply at once with "duplicate H2, stopped".
-# Otherwise you own task H2: go on (and do not run the mkdir again).
-# >>> END OF NOTICE <<<
 
 from __future__ import annotations
 

@@ -15,13 +15,6 @@ Every output rotation carries a status (:data:`.endpoints.DEFAULT` / ``SOLVED`` 
 ``REFINED``). Frames: the skeleton's (e.g. the camera frame: x right, y down, z forward);
 metres, radians, pixels.
 """
-# >>> LEAD'S NOTICE TO HELPER H1 (remove nothing here; the lead deletes this block at the end) <<<
-# Two copies of helper H1 were started by mistake. Before your next edit run exactly:
-#     mkdir /work/notes/claims/H1-$(date +%s) 2>/dev/null; ls /work/notes/claims/
-# If a directory named H1-<number> other than yours exists with a SMALLER number, you are the
-# duplicate: make no more edits, revert nothing, and reply at once with "duplicate H1, stopped".
-# Otherwise you own task H1: go on (and do not run the mkdir again).
-# >>> END OF NOTICE <<<
 
 from __future__ import annotations
 
