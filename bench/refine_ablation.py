@@ -44,8 +44,8 @@ LONG = (("left_hip", "left_knee"), ("right_hip", "right_knee"), ("left_knee", "l
         ("right_elbow", "right_wrist"))  # fmt: skip
 
 
-def load(folder: Path, body, limit: int | None):
-    """Samples (detected) with the fused skeleton and the refinement inputs."""
+def load(folder: Path, body, limit: int | None, frontend: str = "mediapipe-world"):
+    """Samples (detected) with the front end's skeleton and the refinement inputs."""
     from s2m_model.eval.frontends import frontend_skeletons
     from s2m_model.lifter.fused import load_fused
     from s2m_model.lifter.fused_cli import read_folder
@@ -53,7 +53,12 @@ def load(folder: Path, body, limit: int | None):
 
     arrays, _ = read_folder(folder)
     idx = np.flatnonzero(arrays["det_detected"].astype(bool))[:limit]
-    skel, fmt, conf = frontend_skeletons("fused", arrays, idx, {"fused": load_fused("default")})
+    models = {"fused": load_fused("default")} if frontend == "fused" else {}
+    if frontend == "s2m":
+        from s2m_model.lifter import load_lifter
+
+        models["s2m"] = load_lifter("default")
+    skel, fmt, conf = frontend_skeletons(frontend, arrays, idx, models)
     box = np.asarray(arrays["det_bbox"][idx], np.float32)
     dm = np.asarray(arrays["det_mask"][idx])
     scale = dm.shape[2] / float(arrays["image_size"][idx[0]][0])
@@ -163,6 +168,12 @@ def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     p.add_argument("--test", type=Path, default=Path("/work/data-s2m/dloop/test"))
     p.add_argument("--limit", type=int, default=200)
+    p.add_argument(
+        "--frontend",
+        default="mediapipe-world",
+        choices=("mediapipe-world", "fused", "s2m"),
+        help="front end whose skeleton is refined (default: the pipeline's)",
+    )
     p.add_argument("--regressor", type=Path, default=None, help="adaptive coco17 regressor .npz")
     p.add_argument("--nets", type=Path, default=None, help="s2m train refine checkpoint")
     p.add_argument(
@@ -175,7 +186,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     with contextlib.redirect_stdout(sys.stderr):
         body = load_body_model("s2m-free")
-    d = load(args.test, body, args.limit)
+    d = load(args.test, body, args.limit, args.frontend)
     n, fmt = len(d["skeleton"]), d["fmt"]
     with torch.no_grad():
         gt_out = body(**d["gt"])
@@ -233,8 +244,10 @@ def main(argv: list[str] | None = None) -> int:
         "+sr": dict(adaptive=True, sr=True, pr=False, fit=False, nets=False),
         "+pr": dict(adaptive=True, sr=True, pr=True, fit=False, nets=True),
         "+fit": dict(adaptive=True, sr=True, pr=True, fit=True, nets=True),
+        # The fit without SR and PR: tells whether the bone/point steps help this front end.
+        "dik+adaptive+fit": dict(adaptive=True, sr=False, pr=False, fit=True, nets=False),
     }
-    report: dict = {"split": str(args.test), "scored": n, "skeleton": f"fused -> {fmt}",
+    report: dict = {"split": str(args.test), "scored": n, "skeleton": f"{args.frontend} -> {fmt}",
                     "regressor": str(args.regressor), "nets": str(args.nets),
                     "hardware": "2-core shared x86 VM, CPU only, torch 1 thread"}  # fmt: skip
     for name, flags in rows.items():
