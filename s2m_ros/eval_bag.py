@@ -20,6 +20,7 @@ z forward), metres; the ground truth must be in the same frame. Errors are in mi
 from __future__ import annotations
 
 import json
+import logging
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
@@ -29,6 +30,8 @@ from typing import Any
 import numpy as np
 
 from s2m_model.tracking.metrics import track_summary
+
+log = logging.getLogger(__name__)
 
 IMAGE_TYPE = "sensor_msgs/msg/Image"
 COMPRESSED_TYPE = "sensor_msgs/msg/CompressedImage"
@@ -292,7 +295,8 @@ def evaluate_bag(
     preds: dict[int, list[np.ndarray]] = {}
     pred_ids: dict[int, list[int]] = {}
     ids_per_frame: list[list[int]] = []
-    counts = {"in": 0, "out": 0, "dropped": 0, "failed": 0, "with_people": 0, "people": 0}
+    counts = {"in": 0, "out": 0, "dropped": 0, "failed": 0, "with_people": 0, "people": 0,
+              "camera_info_rejected": 0}  # fmt: skip
     t_start = time.perf_counter()
     with BagWriter(out_bag, storage=storage) as writer:
         for t in copied:
@@ -302,7 +306,11 @@ def evaluate_bag(
         for m in read_bag(bag, topics=copied, raw=True):
             writer.write(m.topic, m.timestamp_ns, m.msg)
             if m.topic == camera_info_topic:
-                processor.camera_info = deserialize_message(m.msg, message_class(m.msgtype))
+                try:  # like the node: an implausible CameraInfo is refused, the last good kept
+                    processor.set_camera_info(deserialize_message(m.msg, message_class(m.msgtype)))
+                except ValueError as exc:
+                    counts["camera_info_rejected"] += 1
+                    log.warning("CameraInfo refused: %s", exc)
                 continue
             if m.topic == gt_topic:
                 gt_msg = deserialize_message(m.msg, message_class(m.msgtype))

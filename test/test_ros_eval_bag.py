@@ -21,11 +21,14 @@ N = 5
 BAD = 2  # index of the all-NaN skeleton
 
 
-def _write_skeleton_bag(path, body) -> list[int]:
-    """N Skeleton3D frames (frame BAD all NaN) and ground-truth BodyArrays; returns stamps."""
+def _write_skeleton_bag(path, body, extra=None) -> list[int]:
+    """N Skeleton3D frames (frame BAD all NaN) and ground-truth BodyArrays; returns stamps.
+    ``extra(bag)`` may write more messages first."""
     h36m, joints = posed_skeletons(body, N)
     stamps = [2_000_000_000 + k * 40_000_000 + (k % 2) * 3_000_000 for k in range(N)]
     with BagWriter(path, storage="sqlite3") as bag:
+        if extra is not None:
+            extra(bag)
         for k, stamp in enumerate(stamps):
             header = convert.make_header(stamp, "mocap")
             positions = np.full((17, 3), np.nan) if k == BAD else h36m[k]
@@ -206,3 +209,22 @@ def test_record_live_topics(tmp_path):
     numbers = [int(m.msg.data[1:]) for m in msgs]
     assert all(b > a for a, b in zip(numbers, numbers[1:], strict=False))  # in order, no repeats
     assert [m.msg.data for m in read_bag(tmp_path / "rec", topics=[latched_topic])] == ["faces"]
+
+
+def test_eval_bag_refuses_an_implausible_camera_info(tmp_path, body):
+    """A CameraInfo with fx = 1e30 is refused and counted; every frame is still processed."""
+    from sensor_msgs.msg import CameraInfo
+
+    from s2m_ros.eval_bag import evaluate_bag
+
+    def bad_camera_info(bag) -> None:
+        info = CameraInfo(header=convert.make_header(1_000_000_000, "cam"), width=640, height=480)
+        info.k = [1e30, 0.0, 320.0, 0.0, 1e30, 240.0, 0.0, 0.0, 1.0]
+        bag.write("/camera/camera_info", 1_000_000_000, info)
+
+    _write_skeleton_bag(tmp_path / "in", body, extra=bad_camera_info)
+    result = evaluate_bag(tmp_path / "in", tmp_path / "eval", topic="/mocap/skeleton",
+                          camera_info_topic="/camera/camera_info", storage="sqlite3")  # fmt: skip
+    frames = result.metrics["frames"]
+    assert frames["camera_info_rejected"] == 1
+    assert frames["in"] == N and result.metrics["all_frames_accounted"]
