@@ -44,7 +44,8 @@ def test_pipeline_parameters_are_pipeline_config_fields():
     defaults = PipelineConfig()
     assert set(ros_params.PIPELINE_PARAMS) == {
         "body", "detector", "lifter", "lifter_model", "device", "temporal", "fov_deg",
-        "min_keypoint_confidence", "max_persons",
+        "min_keypoint_confidence", "max_persons", "refine_shape", "refine_endpoints",
+        "refine_fit", "refine_mask", "fit_iterations",
     }  # fmt: skip
     for name in ros_params.PIPELINE_PARAMS:
         assert name in fields, f"{name} is not a PipelineConfig field"
