@@ -12,6 +12,8 @@ frame (each with its own MediaPipe graph) so that they share the machine's load:
 - ``pipeline``: :class:`s2m_model.pipeline.Pipeline` with the default config (video mode,
   temporal filtering, mesh vertices), per stage (detect, lift, dik, filter, body, total).
 - ``pipeline_joints_only``: the same with ``compute_vertices=False``.
+- ``pipeline_no_refine``: the default with SR, PR and the image fit off (the baseline of the
+  refinement's cost).
 
 Prints one JSON object with median/p95 per stage (ms, wall clock), ``post_detector_ms`` (lift +
 dik + filter + body, the part s2m adds after the detector), ``main_thread_cpu_ms`` (CPU time of
@@ -48,7 +50,7 @@ DEMO_VIDEO = REPO / ".venv" / "share" / "s2m" / "demo" / "demo.mp4"
 COCO_IMAGE = REPO.parent / "shared" / "data" / "images" / "coco_000000000785.jpg"
 GOAL_TOTAL_MS = 40.0
 GOAL_POST_DETECTOR_MS = 5.0
-STAGES = ("detect", "lift", "dik", "filter", "body", "total")
+STAGES = ("detect", "lift", "refine", "dik", "fit", "filter", "body", "total")
 
 
 def letterbox(image: np.ndarray) -> np.ndarray:
@@ -103,7 +105,7 @@ class _Recorder:
             if key in timings:
                 self.per_stage[key].append(timings[key])
         if results:
-            self.post.append(sum(timings.get(k, 0.0) for k in ("lift", "dik", "filter", "body")))
+            self.post.append(sum(timings.get(k, 0.0) for k in STAGES[1:-1]))
 
     def report(self) -> dict:
         return {
@@ -123,11 +125,16 @@ def run_interleaved(frames: list[np.ndarray], lifter, body) -> dict:
     from s2m_model.pipeline import Pipeline, PipelineConfig
 
     detector_ms: list[float] = []
-    runs = {"pipeline": _Recorder(), "pipeline_joints_only": _Recorder()}
-    with get_detector("mediapipe", static_image_mode=False) as detector, \
-            Pipeline(PipelineConfig(), lifter=lifter, body=body) as full, \
-            Pipeline(PipelineConfig(compute_vertices=False), lifter=lifter, body=body) as lean:
-        pipes = {"pipeline": full, "pipeline_joints_only": lean}
+    runs = {"pipeline": _Recorder(), "pipeline_joints_only": _Recorder(),
+            "pipeline_no_refine": _Recorder()}  # fmt: skip
+    no_refine = PipelineConfig(refine_shape=False, refine_endpoints=False, refine_fit=False)
+    with (
+        get_detector("mediapipe", static_image_mode=False) as detector,
+        Pipeline(PipelineConfig(), lifter=lifter, body=body) as full,
+        Pipeline(PipelineConfig(compute_vertices=False), lifter=lifter, body=body) as lean,
+        Pipeline(no_refine, lifter=lifter, body=body) as plain,
+    ):
+        pipes = {"pipeline": full, "pipeline_joints_only": lean, "pipeline_no_refine": plain}
         for i, frame in enumerate(frames):
             start = time.perf_counter()
             detector.detect(frame)
@@ -213,8 +220,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--lifter", default="default", help="lifter name or checkpoint")
     parser.add_argument("--frames", type=int, default=FRAMES, help="timed frames (>= 100)")
     parser.add_argument("--threads", type=int, default=1, help="torch CPU threads (default 1)")
-    parser.add_argument("--accuracy", action="store_true",
-                        help="score the front ends on the COCO photo instead of timing")
+    parser.add_argument(
+        "--accuracy",
+        action="store_true",
+        help="score the front ends on the COCO photo instead of timing",
+    )
     args = parser.parse_args(argv)
     from s2m_model.pipeline import LIFTERS, set_torch_threads
 
