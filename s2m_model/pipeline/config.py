@@ -184,7 +184,8 @@ class PipelineConfig:
             keypoints (image mode only), with a prior near the lifted skeleton.
         refine_mask: add the silhouette term (the detector's person mask) to the fit; slow
             (~250 ms per person), so off by default.
-        fit_iterations: iteration cap of the image fit.
+        fit_iterations: iteration cap of the image fit (2: on the COCO photo the same mesh 2D
+            error as 4, 6.28 vs 6.26 px, at about half the cost).
     """
 
     body: str = "s2m-free"
@@ -212,7 +213,7 @@ class PipelineConfig:
     refine_endpoints: bool = True
     refine_fit: bool = True
     refine_mask: bool = False
-    fit_iterations: int = 4
+    fit_iterations: int = 2
 
     def __post_init__(self) -> None:
         self._legacy_lifter()

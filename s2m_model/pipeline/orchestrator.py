@@ -122,7 +122,7 @@ class Pipeline:
             from s2m_model.detect import get_detector
 
             options = dict(self.config.detector_options)
-            if self.config.detector.strip().lower() == "mediapipe":
+            if self.config.detector.strip().lower() in ("mediapipe", "blazepose-multi"):
                 options.setdefault("static_image_mode", not self.config.video_mode)
             self._detector = get_detector(self.config.detector, **options)
         return self._detector
