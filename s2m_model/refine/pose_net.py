@@ -99,6 +99,17 @@ def pose_regulariser(residual: torch.Tensor) -> torch.Tensor:
     return (diff.square().sum(-1) + 1e-12).sqrt().sum(-1) / 2**0.5
 
 
+def mlp_trunk(features: int, hidden: int, blocks: int) -> nn.Sequential:
+    """``blocks`` x (Linear -> SiLU): (B, features) -> (B, hidden); the trunk of the PR and SR
+    networks (each adds its own zero-initialised head)."""
+    layers: list[nn.Module] = []
+    width = features
+    for _ in range(blocks):
+        layers += [nn.Linear(width, hidden), nn.SiLU()]
+        width = hidden
+    return nn.Sequential(*layers)
+
+
 class PoseRefineNet(nn.Module):
     """Residual endpoint rotations from the evidence.
 
@@ -124,12 +135,7 @@ class PoseRefineNet(nn.Module):
         self.hidden, self.blocks = hidden, blocks
         features = 3 * num_skeleton_joints + 3 * num_keypoints + MASK_GRID[0] * MASK_GRID[1]
         features += 6 * NUM_JOINTS  # DIK's local rotations (6D)
-        layers: list[nn.Module] = []
-        width = features
-        for _ in range(blocks):
-            layers += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        self.body = nn.Sequential(*layers)
+        self.body = mlp_trunk(features, hidden, blocks)
         self.head = nn.Linear(hidden, 3 * len(self.joints))
         nn.init.zeros_(self.head.weight)  # start as the identity: PR off until trained
         nn.init.zeros_(self.head.bias)

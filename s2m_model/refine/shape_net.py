@@ -16,7 +16,7 @@ from torch import nn
 
 from s2m_model.smpl_layout import NUM_BETAS
 
-from .pose_net import MASK_GRID, input_features
+from .pose_net import MASK_GRID, input_features, mlp_trunk
 from .shape_from_bones import bone_set
 
 __all__ = ["ShapeRefineNet", "bone_lengths", "shape_regulariser"]
@@ -54,12 +54,7 @@ class ShapeRefineNet(nn.Module):
         self.register_buffer("pairs", torch.tensor(bones.pairs, dtype=torch.long), persistent=False)
         features = len(bones.pairs) + 3 * num_keypoints + MASK_GRID[0] * MASK_GRID[1] + 1
         features += NUM_BETAS  # the starting shape
-        layers: list[nn.Module] = []
-        width = features
-        for _ in range(blocks):
-            layers += [nn.Linear(width, hidden), nn.SiLU()]
-            width = hidden
-        self.body = nn.Sequential(*layers)
+        self.body = mlp_trunk(features, hidden, blocks)
         self.head = nn.Linear(hidden, NUM_BETAS)
         nn.init.zeros_(self.head.weight)  # start at betas0: SR unchanged until trained
         nn.init.zeros_(self.head.bias)
