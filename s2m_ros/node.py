@@ -248,7 +248,8 @@ class S2MNode(Node):
             if warning not in self._warned:
                 self._warned.add(warning)
                 self.get_logger().warning(warning)
-        self.stats.done(out.timings_ms, len(out.results))
+        # the pipeline's cumulative counters (fit not converged, detector failures, ...)
+        self.stats.done(out.timings_ms, len(out.results), getattr(self.pipeline, "counters", None))
 
     def _publish(self, out: FrameOutput) -> None:
         p = self.params
