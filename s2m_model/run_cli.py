@@ -97,6 +97,11 @@ def register(sub: argparse._SubParsersAction) -> None:
                         help="do not render overlays (PNG nor MP4): fastest")
     parser.add_argument("--save-vertices", action="store_true",
                         help="also store mesh vertices in the .npz files (large)")
+    parser.add_argument("--no-refine", action="append", default=[], metavar="PART",
+                        choices=("shape", "endpoints", "fit", "all"),
+                        help="switch a refinement step off (repeatable): shape (SR from bone "
+                        "lengths), endpoints (PR of wrists/ankles/head), fit (the 2D image fit) "
+                        "or all (DIK only, fastest)")
     parser.add_argument("--no-temporal", action="store_true",
                         help="no tracking/filtering: every frame on its own")
     parser.add_argument("--device", default=None, help="torch device (default: cpu)")
@@ -235,6 +240,9 @@ def run(args: argparse.Namespace) -> int:
         overrides["lifter"] = args.lifter
     if args.lifter_model:
         overrides["lifter_model"] = args.lifter_model
+    for part in ("shape", "endpoints", "fit"):
+        if part in args.no_refine or "all" in args.no_refine:
+            overrides[f"refine_{part}"] = False
     if args.no_temporal or not (is_video or is_folder):
         overrides["temporal"] = False
     if not is_video:

@@ -593,9 +593,13 @@ def test_run_cli_synthetic_clip(tmp_path, body32, monkeypatch):
     config.write_text("dik_backend: eager\n")  # tracing DIK costs more than 3 frames save
     torch.set_num_threads(2)
     assert main(["run", str(clip), "--out", str(out), "--ply-every", "2", "--config", str(config),
-                 "--camera", f"{CAM.fx},{CAM.fy},{CAM.cx},{CAM.cy}"]) == 0  # fmt: skip
+                 "--camera", f"{CAM.fx},{CAM.fy},{CAM.cx},{CAM.cy}",
+                 "--no-refine", "fit"]) == 0  # fmt: skip
     assert torch.get_num_threads() == 1  # --threads 1 by default
     summary = json.loads((out / "summary.json").read_text())
+    # --no-refine fit switches the image fit off, the other refinement steps stay on
+    assert summary["config"]["refine_fit"] is False and summary["config"]["refine_shape"] is True
+    assert "fit" not in summary["latency_ms"]
     assert summary["frames"] == 3 and summary["frames_with_person"] == 3
     assert summary["latency_ms"]["total"]["count"] == 3
     assert summary["counters"]["frames"] == 3 and summary["counters"]["persons"] == 3
