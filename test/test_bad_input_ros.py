@@ -13,13 +13,13 @@ import pytest
 pytest.importorskip("rclpy", reason="ROS 2 (rclpy) is not installed")
 
 from sensor_msgs.msg import CameraInfo  # noqa: E402
+from test_ros_node_parts import no_people_processor  # noqa: E402
 
 from s2m_model.skeletons import get_format  # noqa: E402
 from s2m_ros import convert  # noqa: E402
-from s2m_ros import params as ros_params  # noqa: E402
 from s2m_ros.diagnostics import NodeStats, diagnostic_status  # noqa: E402
 from s2m_ros.node import S2MNode  # noqa: E402
-from s2m_ros.processor import FrameProcessor, check_camera_info  # noqa: E402
+from s2m_ros.processor import check_camera_info  # noqa: E402
 
 H36M = get_format("h36m17").joint_names
 
@@ -108,24 +108,6 @@ def test_implausible_camera_info_is_rejected(info):
         check_camera_info(info)
 
 
-class _NoPeople:
-    body = None
-
-    def process(self, image, camera=None, stamp=None):
-        self.camera = camera
-        return []
-
-    def reset(self):
-        pass
-
-
-def _processor():
-    from s2m_model.body import load_body_model
-
-    params = ros_params.check_params({"fov_deg": 90.0})
-    return FrameProcessor(_NoPeople(), params, body=load_body_model("s2m-free"))
-
-
 def _fake_node(proc):
     warnings: list[str] = []
     logger = types.SimpleNamespace(warning=lambda text, **kw: warnings.append(text))
@@ -134,7 +116,7 @@ def _fake_node(proc):
 
 
 def test_node_rejects_a_bad_camera_info_and_keeps_the_last_good_one():
-    proc = _processor()
+    proc = no_people_processor()
     node, warnings = _fake_node(proc)
     frame = convert.numpy_to_image(np.zeros((480, 640, 3), np.uint8), "rgb8", 1, "cam")
     S2MNode._on_camera_info(node, _info(fx=600.0, fy=610.0))
@@ -151,7 +133,7 @@ def test_node_rejects_a_bad_camera_info_and_keeps_the_last_good_one():
 
 
 def test_node_without_good_camera_info_falls_back_to_the_fov():
-    proc = _processor()
+    proc = no_people_processor()
     node, _ = _fake_node(proc)
     S2MNode._on_camera_info(node, _info(fx=float("nan")))
     frame = convert.numpy_to_image(np.zeros((4, 6, 3), np.uint8), "rgb8", 1, "cam")

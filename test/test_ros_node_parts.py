@@ -248,7 +248,7 @@ class _NoPeople:
         pass
 
 
-def _processor():
+def no_people_processor():
     from s2m_model.body import load_body_model
 
     params = ros_params.check_params({"fov_deg": 90.0})
@@ -269,13 +269,13 @@ def test_bad_frames_raise_clear_errors(change, words):
     for key, value in change.items():
         setattr(msg, key, value)
     with pytest.raises(ValueError, match=words):
-        _processor().process("image", msg)
+        no_people_processor().process("image", msg)
 
 
 def test_good_frame_without_people_publishes_an_empty_array():
     from sensor_msgs.msg import CameraInfo
 
-    proc = _processor()
+    proc = no_people_processor()
     msg = convert.numpy_to_image(np.zeros((4, 6, 3), np.uint8), "bgr8", 77, "cam")
     out = proc.process("image", msg)
     assert out.bodies.bodies == [] and convert.stamp_to_ns(out.bodies.header.stamp) == 77
