@@ -316,7 +316,7 @@ class Pipeline:
             joints_t = torch.from_numpy(arr).to(device=body.device, dtype=body.dtype)
             conf_t = torch.from_numpy(conf).to(device=body.device, dtype=body.dtype)
             points = None
-            if self.refining and cfg.refine_endpoints and skel.name == WORLD_FORMAT:
+            if cfg.refine_endpoints and skel.name == WORLD_FORMAT:
                 points = (joints_t, conf_t)  # the skeleton is BlazePose's 33 points itself
             results = self._solve(joints_t, skel, conf_t, tracks, stamp, timings, points3d=points)
             self._prune_shapes()
