@@ -11,7 +11,7 @@ def register(subparsers: argparse._SubParsersAction) -> None:
     parser = subparsers.add_parser(
         "train",
         help="train a model (the 2D -> 3D lifter)",
-        description="Train one of s2m's learned parts: `lifter`, `fused`.",
+        description="Train one of s2m's learned parts: `lifter`, `fused`, `refine`.",
     )
     what = parser.add_subparsers(dest="train_command", metavar="MODEL", required=True)
     p = what.add_parser(
