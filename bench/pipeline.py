@@ -43,6 +43,8 @@ import numpy as np
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 
+from s2m_model.pipeline.orchestrator import STAGES  # noqa: E402
+
 FRAMES = 120
 WARMUP = 5
 WIDTH, HEIGHT = 640, 480
@@ -50,7 +52,6 @@ DEMO_VIDEO = REPO / ".venv" / "share" / "s2m" / "demo" / "demo.mp4"
 COCO_IMAGE = REPO.parent / "shared" / "data" / "images" / "coco_000000000785.jpg"
 GOAL_TOTAL_MS = 40.0
 GOAL_POST_DETECTOR_MS = 5.0
-STAGES = ("detect", "lift", "refine", "dik", "fit", "filter", "body", "total")
 
 
 def letterbox(image: np.ndarray) -> np.ndarray:

@@ -370,6 +370,8 @@ def run(args: argparse.Namespace) -> int:
     }
     (out_dir / "summary.json").write_text(json.dumps(summary, indent=2))
 
+    from s2m_model.pipeline.orchestrator import STAGES
+
     console = Console()
     table = Table(title=f"s2m run: {frames_done} frames, "
                         f"{summary['frames_with_person']} with a person, "
@@ -378,7 +380,7 @@ def run(args: argparse.Namespace) -> int:
     table.add_column("median ms", justify="right")
     table.add_column("p95 ms", justify="right")
     table.add_column("frames", justify="right")
-    for key in ("detect", "lift", "dik", "filter", "body", "total"):
+    for key in STAGES:
         if key in stats:
             s = stats[key]
             table.add_row(key, f"{s['median']:.2f}", f"{s['p95']:.2f}", str(s["count"]))

@@ -43,7 +43,7 @@ from s2m_model.pipeline.config import (
     PipelineConfig,
     set_torch_threads,
 )
-from s2m_model.pipeline.orchestrator import COUNTERS, Pipeline
+from s2m_model.pipeline.orchestrator import COUNTERS, STAGES, Pipeline
 from s2m_model.pipeline.placement import MIN_DEPTH_M, estimate_translation
 from s2m_model.results import PersonResult
 
@@ -57,6 +57,7 @@ __all__ = [
     "Pipeline",
     "PipelineConfig",
     "PersonResult",
+    "STAGES",
     "estimate_translation",
     "set_torch_threads",
 ]

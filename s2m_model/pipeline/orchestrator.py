@@ -38,7 +38,7 @@ from s2m_model.util.timing import stopwatch_ms
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COUNTERS", "Pipeline"]
+__all__ = ["COUNTERS", "STAGES", "Pipeline"]
 
 #: What :attr:`Pipeline.counters` counts (cumulative over the pipeline's life).
 COUNTERS: dict[str, str] = {
@@ -56,6 +56,10 @@ COUNTERS: dict[str, str] = {
     "refine_non_finite": "people whose refinement (SR betas, PR or the fit) was not finite: "
     "the unrefined value was used for them",
 }
+
+#: The stage timings (``PersonResult.timings_ms`` / ``Pipeline.last_timings`` keys, ms) in the
+#: order the stages run; a stage that did not run is absent. ``"total"`` is the whole call.
+STAGES: tuple[str, ...] = ("detect", "lift", "refine", "dik", "fit", "filter", "body", "total")
 
 #: The keypoint format the image fit matches (the detectors' 2D keypoints).
 FIT_KEYPOINTS = "coco17"
