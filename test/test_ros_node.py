@@ -226,12 +226,16 @@ def test_bad_input_and_bad_parameter_keep_node_up(skeleton_node, body):
         bad = convert.numpy_to_skeleton_msg(
             np.full((17, 3), np.nan), "h36m17", convert.make_header(5_000_000_000, "mocap")
         )
-        pub.publish(bad)
 
         def failed_reported() -> bool:
             return any(int(diag_values(m).get("frames_failed", 0)) >= 1 for m in got["diag"])
 
-        assert spin_until(executor, failed_reported, 10.0), _tail(child)
+        # the input is best-effort: one message can be lost, so send it until it is reported
+        deadline = time.monotonic() + TIMEOUT_S
+        while not failed_reported() and time.monotonic() < deadline and child.poll() is None:
+            pub.publish(bad)
+            spin_until(executor, failed_reported, 1.5)
+        assert failed_reported(), _tail(child)
         values = next(diag_values(m) for m in got["diag"] if diag_values(m)["frames_failed"] != "0")
         assert "no valid joint" in values["last_error"]
         assert "no valid joint" in values["_message"]
