@@ -33,7 +33,7 @@ import numpy as np
 import torch
 from torch import nn
 
-from s2m_model.lifter.model import ResidualBlock
+from s2m_model.lifter.model import ResidualBlock, check_mlp_size
 from s2m_model.skeletons import get_format
 
 __all__ = [
@@ -72,12 +72,7 @@ class FusedConfig:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.hidden, int) and self.hidden > 0):
-            raise ValueError(f"hidden must be a positive int, got {self.hidden!r}")
-        if not (isinstance(self.blocks, int) and self.blocks >= 0):
-            raise ValueError(f"blocks must be an int >= 0, got {self.blocks!r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        check_mlp_size(self.hidden, self.blocks, self.dropout)
 
     @classmethod
     def from_dict(cls, data: Any) -> FusedConfig:

@@ -83,12 +83,7 @@ class LifterConfig:
     meta: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
-        if not (isinstance(self.hidden, int) and self.hidden > 0):
-            raise ValueError(f"hidden must be a positive int, got {self.hidden!r}")
-        if not (isinstance(self.blocks, int) and self.blocks >= 0):
-            raise ValueError(f"blocks must be an int >= 0, got {self.blocks!r}")
-        if not 0.0 <= float(self.dropout) < 1.0:
-            raise ValueError(f"dropout must be in [0, 1), got {self.dropout!r}")
+        check_mlp_size(self.hidden, self.blocks, self.dropout)
         if self.norm not in ("batch", "layer"):
             raise ValueError(f"norm must be 'batch' or 'layer', got {self.norm!r}")
         if self.mode not in ("supervised", "unsupervised"):
@@ -319,6 +314,17 @@ def example_input(batch: int, seed: int = 0) -> torch.Tensor:
     xy = base + 0.4 * torch.randn(batch, NUM_IN, 2, generator=g)
     conf = 0.3 + 0.7 * torch.rand(batch, NUM_IN, 1, generator=g)
     return normalise_keypoints(torch.cat([xy, conf], -1)).x
+
+
+def check_mlp_size(hidden: Any, blocks: Any, dropout: Any) -> None:
+    """ValueError unless ``hidden`` > 0 and ``blocks`` >= 0 are ints and ``dropout`` is in
+    [0, 1): the residual-MLP size fields of the lifter and fused configs."""
+    if not (isinstance(hidden, int) and hidden > 0):
+        raise ValueError(f"hidden must be a positive int, got {hidden!r}")
+    if not (isinstance(blocks, int) and blocks >= 0):
+        raise ValueError(f"blocks must be an int >= 0, got {blocks!r}")
+    if not 0.0 <= float(dropout) < 1.0:
+        raise ValueError(f"dropout must be in [0, 1), got {dropout!r}")
 
 
 class ResidualBlock(nn.Module):
