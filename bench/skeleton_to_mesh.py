@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shutil
 import statistics
 import sys
@@ -47,15 +46,7 @@ sys.path.insert(0, str(REPO / "bench"))
 FMT = "h36m17"
 MIN_CONFIDENCE = 0.3
 
-
-def cpu_model() -> str:
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or platform.machine()
+from dik import cpu_model  # noqa: E402  (bench/dik.py, on the path above)
 
 
 def median_ms(fn: Callable[[], object], iters: int, warmup: int = 10, sync=None) -> float:
