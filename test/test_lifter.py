@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import math
+from dataclasses import replace
 
 import numpy as np
 import pytest
@@ -305,6 +306,39 @@ def test_cli_trains_from_shard_folder(tmp_path, synth_train, synth_val, capsys):
     assert load_lifter(out / "lifter.pt").config.hidden == 32
     # a bad folder is a clean CLI error (exit code 2), not a traceback
     assert main(["train", "lifter", "--data", str(tmp_path / "nope"), "--out", str(out)]) == 2
+
+
+def test_detector_keypoints_replace_the_projections_on_detected_samples(synth_train):
+    from s2m_model.lifter.samples import with_detector_keypoints
+
+    n = len(synth_train["camera"])
+    det = synth_train["keypoints2d_coco17"] + np.float32([3.0, -2.0, 0.0])
+    detected = (np.arange(n) % 4 != 0).astype(np.uint8)  # every 4th sample: nobody found
+    arrays = {**synth_train, "det_keypoints2d_coco17": det, "det_detected": detected}
+    out = with_detector_keypoints(arrays)
+    keep = detected > 0
+    assert len(out["camera"]) == keep.sum()
+    np.testing.assert_array_equal(out["keypoints2d_coco17"], det[keep])
+    np.testing.assert_array_equal(out["joints3d_h36m17"], synth_train["joints3d_h36m17"][keep])
+    with pytest.raises(ValueError, match="--detector"):
+        with_detector_keypoints(synth_train)
+    with pytest.raises(ValueError, match="found nobody"):
+        with_detector_keypoints({**arrays, "det_detected": np.zeros(n, np.uint8)})
+
+
+def test_init_fine_tunes_from_a_checkpoint(tmp_path, synth_train):
+    cfg = TrainConfig(epochs=1, batch=64, hidden=32, blocks=1, lr=1e-9)
+    first, _ = train_lifter(cfg, synth_train, progress=False, bone_sum=BONE_SUM, max_steps=2)
+    save_checkpoint(first, tmp_path / "a.pt")
+    # a near-zero learning rate: the fine-tuned weights stay the checkpoint's, not a fresh init
+    tuned, _ = train_lifter(replace(cfg, init=str(tmp_path / "a.pt"), seed=5), synth_train,
+                            progress=False, bone_sum=BONE_SUM, max_steps=1)
+    for (name, a), b in zip(first.state_dict().items(), tuned.state_dict().values(), strict=True):
+        if a.is_floating_point() and "running" not in name:
+            assert torch.allclose(a, b, atol=1e-5), name
+    with pytest.raises(ValueError, match="hidden"):
+        train_lifter(replace(cfg, hidden=64, init=str(tmp_path / "a.pt")), synth_train,
+                     progress=False, bone_sum=BONE_SUM, max_steps=1)
 
 
 # -------------------------------------------------------------------------------- checkpoints

@@ -68,6 +68,16 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         default=None,
         help="torch CPU threads (default: torch's choice; 1 is fastest on a busy machine)",
     )
+    p.add_argument(
+        "--keypoints",
+        choices=("gt", "detector"),
+        default="gt",
+        help="2D input: the exact projections with simulated detector noise (gt, default) or, "
+        "on detector-in-the-loop data, the detector's own keypoints (detected samples only)",
+    )
+    p.add_argument(
+        "--init", default=None, help="start from these weights: 'default' or a checkpoint path"
+    )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
     p.set_defaults(func=handler)
     from s2m_model.lifter import fused_cli
@@ -89,7 +99,7 @@ def handler(args: argparse.Namespace) -> int:
 
     import torch
 
-    from s2m_model.lifter.samples import load_arrays
+    from s2m_model.lifter.samples import load_arrays, with_detector_keypoints
     from s2m_model.lifter.train import TrainConfig, train_lifter
 
     if args.threads is not None:
@@ -102,10 +112,15 @@ def handler(args: argparse.Namespace) -> int:
         mode=args.mode, epochs=args.epochs, batch=args.batch, lr=args.lr, device=args.device,
         hidden=args.hidden, blocks=args.blocks, dropout=args.dropout, norm=args.norm,
         noise=args.noise, drop=args.drop, seed=args.seed, eval_every=args.eval_every,
-        extra={"data": str(args.data), "val": str(args.val) if args.val else None},
+        init=args.init,
+        extra={"data": str(args.data), "val": str(args.val) if args.val else None,
+               "keypoints": args.keypoints},
     )  # fmt: skip
     train = load_arrays(args.data, args.max_samples)
     val = load_arrays(args.val) if args.val is not None else None
+    if args.keypoints == "detector":
+        train = with_detector_keypoints(train)
+        val = with_detector_keypoints(val) if val is not None else None
     logging.getLogger("s2m_model.lifter.train").setLevel(logging.INFO)
     _, report = train_lifter(cfg, train, val, out_dir=args.out, progress=not args.no_progress)
     summary = {k: report[k] for k in ("mode", "train_samples", "train_time_s") if k in report}

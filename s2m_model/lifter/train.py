@@ -62,6 +62,8 @@ class TrainConfig:
         spectral: spectral normalisation in the critic. disc_lr: critic learning rate
             (default ``lr``).
         eval_every: evaluate on the validation set every this many epochs (and after the last).
+        init: start from these weights (``"default"`` or a checkpoint path; fine-tuning) instead
+            of a random initialisation; the architecture fields must match the checkpoint's.
     """
 
     mode: str = "supervised"
@@ -87,6 +89,7 @@ class TrainConfig:
     spectral: bool = True
     disc_lr: float | None = None
     eval_every: int = 1
+    init: str | None = None
     extra: dict[str, Any] = field(default_factory=dict)
 
     def __post_init__(self) -> None:
@@ -213,6 +216,19 @@ def _lr_lambda(total_steps: int, warmup: int) -> Callable[[int], float]:
     return f
 
 
+def _load_init(lifter: Lifter, cfg: TrainConfig) -> None:
+    """Copy the weights of ``cfg.init`` into ``lifter`` (same architecture required)."""
+    from s2m_model.lifter.model import load_lifter
+
+    base = load_lifter(cfg.init)
+    ours, theirs = lifter.config, base.config
+    diff = [k for k in ("hidden", "blocks", "norm") if getattr(ours, k) != getattr(theirs, k)]
+    if diff:
+        raise ValueError(f"--init {cfg.init}: its {', '.join(diff)} differ from the training "
+                         f"options ({[(k, getattr(theirs, k)) for k in diff]})")
+    lifter.load_state_dict(base.state_dict())
+
+
 def train_lifter(
     cfg: TrainConfig,
     train_arrays: Mapping[str, np.ndarray],
@@ -246,6 +262,8 @@ def train_lifter(
         bone_sum = mean_bone_sum()
     lifter = Lifter(LifterConfig(hidden=cfg.hidden, blocks=cfg.blocks, dropout=cfg.dropout,
                                  norm=cfg.norm, mode=cfg.mode, mean_bone_sum=bone_sum)).to(device)
+    if cfg.init is not None:
+        _load_init(lifter, cfg)
     disc = (Discriminator(spectral=cfg.spectral).to(device) if cfg.mode == "unsupervised"
             else None)
     objective: nn.Module = (UnsupervisedObjective(lifter) if cfg.mode == "unsupervised"
