@@ -107,6 +107,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--test-cmu", type=Path, default=None)
     p.add_argument("--holdout-style", action="append", default=[])
     p.add_argument("--fused", default="default", help="fused weights (default: shipped)")
+    p.add_argument("--lifter", default="default",
+                   help="s2m lifter weights on the held-out split (default: shipped)")
     p.add_argument("--limit", type=int, default=None, help="first N test samples only")
     p.add_argument("--demo-frames", type=int, default=90)
     p.add_argument("--skip-demo", action="store_true")
@@ -115,7 +117,7 @@ def main(argv: list[str] | None = None) -> int:
     torch.set_num_threads(1)
     with contextlib.redirect_stdout(sys.stderr):  # the body loader prints: keep stdout JSON
         body = load_body_model("s2m-free")
-    models = {"s2m": load_lifter("default"), "fused": load_fused(args.fused)}
+    models = {"s2m": load_lifter(args.lifter), "fused": load_fused(args.fused)}
     report: dict = {"default_lifter": PipelineConfig().lifter,
                     "heldout": heldout(args.test, body, models, FRONT_ENDS,
                                        args.holdout_style, args.limit)}  # fmt: skip

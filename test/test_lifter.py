@@ -380,6 +380,19 @@ def test_corrupt_or_wrong_checkpoints_raise_value_error(tmp_path):
 
 
 # ------------------------------------------------------------------------------ shipped model
+def test_shipped_detector_loop_weights_load_by_name(synth_val):
+    from s2m_model.lifter.model import SHIPPED_CHECKPOINTS
+
+    tuned, default = load_lifter("detector-loop"), load_lifter("default")
+    assert SHIPPED_CHECKPOINTS["detector-loop"].is_file()
+    assert tuned.config.hidden == default.config.hidden
+    kp = _keypoints(synth_val, 8)
+    cam = torch.as_tensor(synth_val["camera"][:8])
+    a, b = tuned.lift(kp, cam), default.lift(kp, cam)
+    assert torch.isfinite(a).all() and a.shape == b.shape == (8, 17, 3)
+    assert (a - b).abs().max() > 1e-3  # other weights, not a copy of the default
+
+
 def test_default_weights_load_and_lift_synthetic_val(synth_val):
     assert DEFAULT_CHECKPOINT.stat().st_size < 10 * 2**20
     lifter = load_lifter("default")

@@ -76,6 +76,10 @@ def register(subparsers: argparse._SubParsersAction) -> None:
         "on detector-in-the-loop data, the detector's own keypoints (detected samples only)",
     )
     p.add_argument(
+        "--holdout-style", action="append", default=[],
+        help="with --keypoints detector: leave the samples of this mocap style out (repeatable)",
+    )
+    p.add_argument(
         "--init", default=None, help="start from these weights: 'default' or a checkpoint path"
     )
     p.add_argument("--no-progress", action="store_true", help="no progress bars")
@@ -114,13 +118,18 @@ def handler(args: argparse.Namespace) -> int:
         noise=args.noise, drop=args.drop, seed=args.seed, eval_every=args.eval_every,
         init=args.init,
         extra={"data": str(args.data), "val": str(args.val) if args.val else None,
-               "keypoints": args.keypoints},
+               "keypoints": args.keypoints, "holdout_styles": args.holdout_style},
     )  # fmt: skip
     train = load_arrays(args.data, args.max_samples)
     val = load_arrays(args.val) if args.val is not None else None
     if args.keypoints == "detector":
-        train = with_detector_keypoints(train)
+        from s2m_model.lifter.fused_cli import read_folder
+
+        clips = read_folder(args.data)[1] if args.holdout_style else None
+        train = with_detector_keypoints(train, clips, args.holdout_style)
         val = with_detector_keypoints(val) if val is not None else None
+    elif args.holdout_style:
+        raise ValueError("--holdout-style needs --keypoints detector")
     logging.getLogger("s2m_model.lifter.train").setLevel(logging.INFO)
     _, report = train_lifter(cfg, train, val, out_dir=args.out, progress=not args.no_progress)
     summary = {k: report[k] for k in ("mode", "train_samples", "train_time_s") if k in report}

@@ -52,6 +52,11 @@ CHECKPOINT_KIND = "s2m-lifter"
 CHECKPOINT_VERSION = 1
 ASSETS = Path(__file__).resolve().parents[1] / "assets"
 DEFAULT_CHECKPOINT = ASSETS / "lifter_default.pt"
+#: Shipped weights by name (s2m_model/assets/README.md): ``default`` (synthetic 2D with
+#: simulated detector noise) and ``detector-loop`` (fine-tuned on MediaPipe's own keypoints).
+SHIPPED_CHECKPOINTS: dict[str, Path] = {
+    "default": DEFAULT_CHECKPOINT, "detector-loop": ASSETS / "lifter_detector_loop.pt",
+}  # fmt: skip
 #: Samples need at least one hip and this many keypoints at or above ``min_confidence``.
 MIN_VALID_JOINTS = 5
 
@@ -520,15 +525,16 @@ def load_lifter(name_or_path: str | Path = "default", device: str | torch.device
     """Load a lifter in eval mode.
 
     Args:
-        name_or_path: ``"default"`` (the shipped weights, ``s2m_model/assets/lifter_default.pt``)
-            or a path to a checkpoint written by :func:`save_checkpoint` / ``s2m train lifter``.
+        name_or_path: a name of :data:`SHIPPED_CHECKPOINTS` (``"default"``,
+            ``"detector-loop"``) or a path to a checkpoint written by :func:`save_checkpoint` /
+            ``s2m train lifter``.
         device: torch device.
 
     Raises:
         FileNotFoundError: missing file. ValueError: corrupt file, wrong layout, or weights that
             do not fit the stored config.
     """
-    path = DEFAULT_CHECKPOINT if str(name_or_path) == "default" else Path(name_or_path)
+    path = SHIPPED_CHECKPOINTS.get(str(name_or_path), Path(name_or_path))
     data = read_checkpoint(path)
     config = LifterConfig.from_dict(data.get("config"))
     lifter = Lifter(config)

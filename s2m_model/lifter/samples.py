@@ -11,7 +11,7 @@ as the simulated confidence drops, random keypoint dropout (and whole-leg trunca
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -22,7 +22,7 @@ from s2m_model.lifter.model import COCO_HIPS, NUM_IN, centre_and_scale, virtual_
 from s2m_model.skeletons import get_format
 
 REQUIRED_KEYS = ("keypoints2d_coco17", "keypoints2d_h36m17", "joints3d_h36m17", "camera")
-OPTIONAL_KEYS = ("joints3d_coco17", "det_keypoints2d_coco17", "det_detected")
+OPTIONAL_KEYS = ("joints3d_coco17", "det_keypoints2d_coco17", "det_detected", "clip_id")
 _LEGS = (13, 14, 15, 16)  # coco17 knees + ankles: the usual truncation at the image bottom
 
 
@@ -75,13 +75,18 @@ def load_arrays(folder: str | Path, max_samples: int | None = None) -> dict[str,
     return out
 
 
-def with_detector_keypoints(arrays: Mapping[str, np.ndarray]) -> dict[str, np.ndarray]:
+def with_detector_keypoints(
+    arrays: Mapping[str, np.ndarray],
+    clips: Sequence[str] | None = None,
+    exclude_styles: Sequence[str] = (),
+) -> dict[str, np.ndarray]:
     """Detector-in-the-loop shards (``s2m data build --detector ...``) as lifter samples fed
     the *detector's* COCO-17 keypoints: only the samples where it found the person, with
     ``keypoints2d_coco17`` (pixels, x right / y down, confidence) replaced by
     ``det_keypoints2d_coco17``; the 3D targets, ``keypoints2d_h36m17`` and the camera stay
     exact. Training on these puts real detector behaviour (systematic offsets, depth-blind
-    hips, confident misses) in the lifter's input distribution.
+    hips, confident misses) in the lifter's input distribution. ``exclude_styles`` (with the
+    manifest's ``clips``) also drops the samples of those mocap styles (held out).
 
     Raises:
         ValueError: the arrays hold no detector output, or the detector found nobody.
@@ -90,10 +95,13 @@ def with_detector_keypoints(arrays: Mapping[str, np.ndarray]) -> dict[str, np.nd
     if missing:
         raise ValueError(f"no detector output in the data (missing {missing}); build it with "
                          "`s2m data build --detector mediapipe`")
-    keep = np.asarray(arrays["det_detected"]) > 0
+    from s2m_model.lifter.fused_train import select_samples
+
+    n = len(np.asarray(arrays["det_detected"]))
+    keep = np.zeros(n, bool)
+    keep[select_samples(arrays, clips, exclude_styles=exclude_styles)] = True
     if not keep.any():
         raise ValueError("the detector found nobody in these samples")
-    n = len(keep)
     out = {k: np.asarray(v)[keep] for k, v in arrays.items()
            if np.ndim(v) > 0 and np.shape(v)[0] == n}  # fmt: skip
     out["keypoints2d_coco17"] = out["det_keypoints2d_coco17"].astype(np.float32)

@@ -151,7 +151,8 @@ class PipelineConfig:
             detection without them falls back to ``"s2m"``, counted in
             :attr:`Pipeline.counters`). For compatibility, ``"default"`` or a checkpoint path
             given here means ``lifter="s2m"`` with that ``lifter_model``.
-        lifter_model: weights of the s2m lifter: ``"default"`` (shipped) or a checkpoint path,
+        lifter_model: weights of the s2m lifter: ``"default"`` or ``"detector-loop"``
+            (shipped; the latter fine-tuned on MediaPipe's own keypoints) or a checkpoint path,
             for :func:`s2m_model.lifter.load_lifter`.
         device: torch device of the lifter and body (``"cpu"``, ``"cuda"``, ``"cuda:0"``).
         temporal: track people across frames and filter their pose (One-Euro); off = every
