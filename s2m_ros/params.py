@@ -154,9 +154,10 @@ PARAMS: tuple[ParamSpec, ...] = (
     # ---- models (PipelineConfig fields)
     _pipeline("body", "body model: s2m-free or a path to an SMPL .pkl/.npz file"),
     _pipeline("detector", "2D keypoint backend (image mode)", check=_detector),
-    _pipeline("lifter", "front end (image mode): s2m (the 2D -> 3D lifter) or mediapipe-world "
-              "(the detector's metric world landmarks)"),
-    _pipeline("lifter_model", "weights of the s2m lifter: default or a checkpoint path"),
+    _pipeline("lifter", "front end (image mode): mediapipe-world (the detector's metric world "
+              "landmarks), s2m (the 2D -> 3D lifter) or fused (2D + world landmarks)"),
+    _pipeline("lifter_model",
+              "weights of the s2m lifter: default, detector-loop or a checkpoint path"),
     _pipeline("device", "torch device: cpu, cuda or cuda:N", check=_device),
     _pipeline("max_persons", "most people estimated per frame (best detector score first)"),
     _pipeline("min_keypoint_confidence", "keypoints/joints below this confidence are unobserved"),
