@@ -138,6 +138,7 @@ def test_not_converged_is_reported_and_bad_input(body, scene):
     fitter = ImageFitter(body, "coco17", "h36m17", FitConfig(iterations=1))
     res = fitter.fit(r.rotmats, r.transl, uv, CAMERA, skeleton3d=skel)
     assert not bool(res.converged.any()) and bool((res.iterations == 1).all())
+    assert not bool(res.failed.any())  # at the cap, still improving: not a failure
     with pytest.raises(ValueError, match="keypoints"):
         fitter.fit(r.rotmats, r.transl, uv[:, :5], CAMERA)
     with pytest.raises(ValueError, match="rotmats"):
@@ -148,6 +149,69 @@ def test_not_converged_is_reported_and_bad_input(body, scene):
         FitConfig(iterations=0)
     with pytest.raises(ValueError, match="regressor"):
         PointModel(body, torch.zeros(3, 5))
+
+
+def test_small_budget_fit_is_not_failed(body, scene):
+    """The pipeline's budget (2 iterations): every fit hits the cap while its cost and 2D
+    error still fall. That is normal, so ``failed`` must stay False."""
+    out, uv, skel, _, r = scene
+    fitter = ImageFitter(body, "coco17", "h36m17", FitConfig(iterations=2))
+    res = fitter.fit(r.rotmats, r.transl, uv, CAMERA, skeleton3d=skel, solved=r.solved)
+    assert not bool(res.converged.any())  # the old "not converged" count: all 8
+    assert bool((res.cost < 0.9 * res.cost_start).all())
+    assert bool((res.reproj_px < res.reproj_px_start).all())
+    assert not bool(res.failed.any()), res.failed
+
+
+def _truth(body, out):
+    k = torch.tensor(CAMERA.intrinsics, dtype=out.vertices.dtype)
+    kp = body.regress(out.vertices, "coco17")
+    return _local(out), kp[..., :2] / kp[..., 2:] * k[:2] + k[2:], body.regress(out.vertices,
+                                                                              "h36m17")  # fmt: skip
+
+
+def test_fit_that_leaves_the_image_evidence_is_failed(body):
+    """From the truth with exact keypoints: with the matching skeleton there is nothing to
+    gain (not failed, even if no step is kept); with another person's skeleton the 3D term
+    lowers the cost but pulls the 2D error far above the start's: failed."""
+    out = sample_bodies(body, 4, seed=7, camera=True)
+    local, uv, h36 = _truth(body, out)
+    fitter = ImageFitter(body, "coco17", "h36m17", FitConfig(iterations=2))
+    exact = fitter.fit(local, out.transl, uv, CAMERA, betas=out.betas, skeleton3d=h36)
+    assert float(exact.reproj_px.max()) < 0.1 and not bool(exact.failed.any())
+    wrong = fitter.fit(local, out.transl, uv, CAMERA, betas=out.betas,
+                       skeleton3d=h36.roll(1, 0))  # fmt: skip
+    assert bool((wrong.cost < wrong.cost_start).all())
+    assert bool((wrong.reproj_px > wrong.reproj_px_start + 1.0).all())
+    assert bool(wrong.failed.all()), wrong.failed
+    lenient = ImageFitter(body, "coco17", "h36m17", FitConfig(iterations=2, worse_px=1e3))
+    res = lenient.fit(local, out.transl, uv, CAMERA, betas=out.betas, skeleton3d=h36.roll(1, 0))
+    assert not bool(res.failed.any())
+
+
+def test_fit_that_cannot_lower_its_cost_is_failed(body, scene, monkeypatch):
+    """Steps the model promises but the cost does not deliver (here: the gradient's sign
+    flipped, every step goes uphill and is refused) leave the start: failed. So does a
+    non-finite cost."""
+    out, uv, skel, _, r = scene
+    fitter = ImageFitter(body, "coco17", "h36m17", FitConfig(iterations=2))
+    normal = fitter._normal_equations
+
+    def uphill(*args):
+        hess, grad = normal(*args)
+        return hess, -grad
+
+    monkeypatch.setattr(fitter, "_normal_equations", uphill)
+    res = fitter.fit(r.rotmats, r.transl, uv, CAMERA, skeleton3d=skel, solved=r.solved)
+    assert bool((res.cost == res.cost_start).all()) and bool(res.failed.all()), res.failed
+    monkeypatch.undo()
+    transl = r.transl.clone()
+    transl[0] = float("nan")  # person 0 only
+    res = fitter.fit(r.rotmats, transl, uv, CAMERA, skeleton3d=skel, solved=r.solved)
+    assert not bool(torch.isfinite(res.cost[0])) and bool(torch.isfinite(res.cost[1:]).all())
+    assert res.failed.tolist() == [True] + [False] * 7
+    with pytest.raises(ValueError, match="worse_px"):
+        FitConfig(worse_px=-1.0)
 
 
 def test_refiner_end_to_end(body, scene):

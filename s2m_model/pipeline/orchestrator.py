@@ -51,8 +51,10 @@ COUNTERS: dict[str, str] = {
     "lifter_non_finite": "frames whose s2m lifter output was not finite (people dropped)",
     "dik_non_finite": "people DIK returned a non-finite pose for (dropped)",
     "unplaced": "people that could not be placed in front of the camera (dropped)",
-    "fit_not_converged": "people whose image fit (refine_fit) hit the iteration cap before "
-    "its cost stopped improving (the result is still used)",
+    "fit_failed": "people whose image fit (refine_fit) went wrong: no step lowered its cost, "
+    "or its 2D keypoint error ended more than FitConfig.worse_px (1 px) above the start "
+    "(the result is still used; non-finite fits are refine_non_finite). Stopping at the "
+    "iteration cap (fit_iterations) while the cost still falls is normal and not counted",
     "refine_non_finite": "people whose refinement (SR betas, PR or the fit) was not finite: "
     "the unrefined value was used for them",
 }
@@ -507,7 +509,8 @@ class Pipeline:
         """The image fit, started from the body placed in the camera frame by the keypoints
         (the fit's translation and reprojection live there; DIK's translation is in the
         root-relative skeleton frame). People who cannot be placed, or whose fit is not
-        finite, keep their unfitted pose (the latter counted)."""
+        finite, keep their unfitted pose (the latter counted in ``refine_non_finite``); finite
+        fits that went wrong (``FitResult.failed``) are used and counted in ``fit_failed``."""
         cfg = self.config
         rotvec = roma.rotmat_to_rotvec(rotmats)
         start = self.body(betas=betas, global_orient=rotvec[:, 0], body_pose=rotvec[:, 1:],
@@ -533,7 +536,7 @@ class Pipeline:
         else:
             fit = refiner.fit(*args, **kwargs)
         ok = torch.isfinite(fit.rotmats).flatten(1).all(1) & torch.isfinite(fit.betas).all(1)
-        self.counters["fit_not_converged"] += int((~fit.converged.to(torch.bool) & ok).sum())
+        self.counters["fit_failed"] += int((fit.failed.to(torch.bool) & ok).sum())
         self.counters["refine_non_finite"] += int((~ok).sum())
         rotmats, betas, status = rotmats.clone(), betas.clone(), status.clone()
         keep = idx[ok]

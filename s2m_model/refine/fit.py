@@ -19,8 +19,11 @@ residual ``sqrt(w_mask (1 - IoU))`` whose gradient comes from autograd through
 world-frame turns of each joint's subtree (the state is the world rotations, so no step loops
 over the tree). A step is kept only if it
 lowers the cost (per person); the fit stops when the relative decrease falls below ``tol``
-(``converged``) or after ``iterations``. Units: metres, radians, image pixels; camera frame x
-right, y down, z forward.
+(``converged``) or after ``iterations``. Stopping at the cap while the cost still falls is the
+normal case at the pipeline's small budget (2 iterations); what went wrong is ``failed``: a
+non-finite result, no step that lowered a cost there was something to gain on, or a 2D
+reprojection error that ended more than ``worse_px`` above the start. Units: metres, radians,
+image pixels; camera frame x right, y down, z forward.
 """
 
 from __future__ import annotations
@@ -50,6 +53,9 @@ from .silhouette import (
 __all__ = ["FitConfig", "FitResult", "ImageFitter"]
 
 NP = NUM_JOINTS * 3 + 3 + NUM_BETAS  # parameters per person: turns, translation, betas
+#: A promised cost decrease below this (sigma^2 units: a thousandth of one keypoint at one
+#: sigma) is float noise; a fit that cannot realise it is at its minimum, not ``failed``.
+_GAIN_FLOOR = 1e-3
 
 
 @dataclass(frozen=True)
@@ -72,6 +78,9 @@ class FitConfig:
         mask_sigma: silhouette edge softness (grid cells).
         min_confidence: keypoints below it are ignored.
         changed_deg: a rotation that moved more than this is marked REFINED.
+        worse_px: a fit whose mean keypoint reprojection error ends more than this many pixels
+            above the start's is ``failed`` (the 3D term or the priors pulled the body off the
+            image evidence).
     """
 
     iterations: int = 4
@@ -88,6 +97,7 @@ class FitConfig:
     mask_sigma: float = 0.5
     min_confidence: float = 0.3
     changed_deg: float = 1.0
+    worse_px: float = 1.0
 
     def __post_init__(self) -> None:
         if self.iterations < 1:
@@ -96,8 +106,8 @@ class FitConfig:
                      "sigma_root", "sigma_beta", "sigma_transl", "mask_sigma"):  # fmt: skip
             if not getattr(self, name) > 0:
                 raise ValueError(f"{name} must be > 0, got {getattr(self, name)}")
-        if self.mask_weight < 0 or self.tol < 0:
-            raise ValueError("mask_weight and tol must be >= 0")
+        if self.mask_weight < 0 or self.tol < 0 or not self.worse_px >= 0:
+            raise ValueError("mask_weight, tol and worse_px must be >= 0")
 
 
 @dataclass
@@ -105,10 +115,16 @@ class FitResult:
     """Refined parameters for B people, and how the fit went.
 
     Attributes:
-        rotmats: (B,24,3,3) local rotations; global_orient (B,3), body_pose (B,23,3) axis-angle.
+        rotmats: (B,24,3,3) local rotations; :attr:`global_orient` (B,3) and :attr:`body_pose`
+            (B,23,3) are their axis-angle (radians), converted on first use.
         transl: (B,3) metres; betas: (B,10).
         status: (B,24) int8, REFINED where the fit turned a rotation by > ``changed_deg``.
-        converged: (B,) bool, the cost stopped improving before the iteration cap.
+        converged: (B,) bool, the cost stopped improving before the iteration cap (False at
+            the cap is normal for a small ``iterations``: see ``failed``).
+        failed: (B,) bool, the fit went wrong: the result or its cost is not finite; or no
+            step lowered the cost although the first step promised a decrease of more than
+            ``tol`` of it (and more than float noise; the start kept); or ``reproj_px``
+            ended more than ``worse_px`` above ``reproj_px_start``.
         iterations: (B,) int, LM iterations run.
         cost_start, cost: (B,) total cost before / after (sigma^2 units).
         reproj_px_start, reproj_px: (B,) mean keypoint reprojection error (pixels) over the
@@ -118,12 +134,11 @@ class FitResult:
     """
 
     rotmats: torch.Tensor
-    global_orient: torch.Tensor
-    body_pose: torch.Tensor
     transl: torch.Tensor
     betas: torch.Tensor
     status: torch.Tensor
     converged: torch.Tensor
+    failed: torch.Tensor
     iterations: torch.Tensor
     cost_start: torch.Tensor
     cost: torch.Tensor
@@ -131,6 +146,23 @@ class FitResult:
     reproj_px: torch.Tensor
     iou_start: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
     iou: torch.Tensor = field(default_factory=lambda: torch.zeros(0))
+    _rotvec: torch.Tensor | None = field(default=None, init=False, repr=False, compare=False)
+
+    def _axis_angle(self) -> torch.Tensor:
+        # The pipeline and the Refiner use only ``rotmats``: no conversion unless asked for.
+        if self._rotvec is None:
+            self._rotvec = roma.rotmat_to_rotvec(self.rotmats)
+        return self._rotvec
+
+    @property
+    def global_orient(self) -> torch.Tensor:
+        """(B,3) axis-angle root orientation (radians)."""
+        return self._axis_angle()[:, 0]
+
+    @property
+    def body_pose(self) -> torch.Tensor:
+        """(B,23,3) axis-angle local rotations of joints 1..23 (radians)."""
+        return self._axis_angle()[:, 1:]
 
 
 def _intrinsics(camera, batch: int, dtype, device) -> torch.Tensor:
@@ -403,6 +435,7 @@ class ImageFitter:
         done = torch.zeros(batch, dtype=torch.bool)
         iters = torch.zeros(batch, dtype=torch.long)
         eye = torch.eye(NP, dtype=dtype)
+        gain = None  # (B,) the first step's predicted cost decrease (GN model)
         for _ in range(cfg.iterations):
             active = ~done
             if not bool(active.any()):
@@ -426,6 +459,14 @@ class ImageFitter:
                 lhs = hess + damping[:, None, None] * (torch.diag_embed(diag) + 1e-6 * eye)
                 step, info = torch.linalg.solve_ex(lhs, -grad)
                 step = torch.where((info == 0)[:, None], torch.nan_to_num(step), 0.0)
+                if gain is None:
+                    # |r + J s|^2 - |r|^2 = 2 s.g + s^T H s (g = J^T r, H = J^T J); a failed
+                    # solve promises everything (a start it cannot leave is a failure).
+                    model = (
+                        2.0 * (step * grad).sum(-1)
+                        + (step[:, None] @ hess @ step[..., None])[:, 0, 0]
+                    )
+                    gain = torch.where(info == 0, -model, math.inf)
                 new_world = _apply(world, step[:, :t0].reshape(batch, NUM_JOINTS, 3), ancestors)
                 new_trans = trans + step[:, t0 : t0 + 3]
                 new_betas = betas + step[:, t0 + 3 :]
@@ -447,7 +488,7 @@ class ImageFitter:
                 done = done | (better & small) | (active & (damping > 1e6))
                 damping = torch.where(better, damping * 0.3, damping * 10.0).clamp(1e-7, 1e7)
         return self._result(world, trans, betas, start, status, done, iters, cost_start, cost,
-                            reproj_start, obs, iou_start, use_mask, pp)  # fmt: skip
+                            reproj_start, obs, iou_start, use_mask, pp, gain)  # fmt: skip
 
     def _normal_equations(self, res, prior, pp, sigma_rot, eye3, parent_idx):
         """Gauss-Newton ``J^T J`` (B,NP,NP) of the data and ``J^T r`` (B,NP) of data and
@@ -521,23 +562,28 @@ class ImageFitter:
         return torch.where(n > 0, (err * valid).sum(-1) / n.clamp(min=1), float("nan"))
 
     def _result(self, world, trans, betas, start, status, done, iters, cost_start, cost,
-                reproj_start, obs, iou_start, use_mask, pp) -> FitResult:  # fmt: skip
+                reproj_start, obs, iou_start, use_mask, pp, gain) -> FitResult:  # fmt: skip
         batch = world.shape[0]
+        cfg = self.config
         local = _local_of(world)
         with torch.no_grad():
             reproj = self._reproj_px(pp, obs)
             iou = self._hard_iou(world, trans, betas, obs) if use_mask else None
+        finite = (torch.isfinite(local).flatten(1).all(1) & torch.isfinite(trans).all(1)
+                  & torch.isfinite(betas).all(1) & torch.isfinite(cost))  # fmt: skip
+        stuck = ~(cost < cost_start) & (gain > torch.clamp(cfg.tol * cost_start, min=_GAIN_FLOOR))
+        worse = reproj > reproj_start + cfg.worse_px  # NaN (no keypoints): False
+        failed = ~finite | stuck | worse
         moved = roma.rotmat_geodesic_distance(local, start["local"]) > math.radians(
             self.config.changed_deg
         )
         if status is None:
             status = torch.zeros(batch, NUM_JOINTS, dtype=torch.int8)
         status = torch.where(moved, REFINED, status.to(torch.int8)).to(torch.int8)
-        rotvec = roma.rotmat_to_rotvec(local)
         nan = torch.full((batch,), float("nan"), dtype=self.dtype)
         return FitResult(
-            rotmats=local, global_orient=rotvec[:, 0], body_pose=rotvec[:, 1:], transl=trans,
-            betas=betas, status=status, converged=done, iterations=iters,
+            rotmats=local, transl=trans, betas=betas, status=status, converged=done,
+            failed=failed, iterations=iters,
             cost_start=cost_start, cost=cost, reproj_px_start=reproj_start, reproj_px=reproj,
             iou_start=iou_start if iou_start is not None else nan,
             iou=iou if iou is not None else nan,
