@@ -130,7 +130,7 @@ def diagnostic_status(snap: Mapping[str, Any], name: str, hardware_id: str) -> A
 
     Level: ERROR when every recent frame failed, WARN when some failed or no input arrived in
     the window, else OK; the message carries the last error text. The pipeline's counters
-    (e.g. ``fit_not_converged``: people whose image fit hit its iteration cap) are added as
+    (e.g. ``fit_failed``: people whose image fit went wrong) are added as
     ``pipeline_<name>`` values.
     """
     from diagnostic_msgs.msg import DiagnosticStatus, KeyValue
