@@ -15,7 +15,8 @@ overlapping square crops of the image, each upscaled to 224 (:func:`tile_regions
 ``tiles_per_call`` spreads the tiles over successive frames (round robin).
 
 The model files are found in the installed mediapipe package (:func:`mediapipe_model_path`),
-never downloaded; the runtime is ``ai-edge-litert`` (:func:`make_interpreter`).
+never downloaded; the runtime is ``ai-edge-litert`` (:func:`make_interpreter`, which drops
+LiteRT's "Created TensorFlow Lite XNNPACK delegate" banner, issue 14).
 """
 
 from __future__ import annotations
@@ -31,6 +32,7 @@ import numpy as np
 
 from s2m_model.detect.person import PersonBox, box_iou, weighted_nms
 from s2m_model.image import validate_image
+from s2m_model.util.quiet_stderr import quiet_native_stderr
 
 DETECTOR_MODEL = "modules/pose_detection/pose_detection.tflite"
 DETECTOR_SIZE = 224
@@ -58,6 +60,9 @@ def mediapipe_model_path(relative: str) -> Path:
 def make_interpreter(path: Path, num_threads: int | None = None):
     """A LiteRT interpreter (XNNPACK CPU delegate by default) with its tensors allocated.
 
+    Creation runs inside :func:`~s2m_model.util.quiet_stderr.quiet_native_stderr`: LiteRT's
+    INFO banner is dropped, its errors still reach stderr. Inference prints nothing.
+
     Raises:
         ImportError: ``ai-edge-litert`` is not installed (with the install command).
     """
@@ -68,8 +73,9 @@ def make_interpreter(path: Path, num_threads: int | None = None):
             "the 'blazepose' multi-person detector needs the LiteRT runtime: "
             "pip install ai-edge-litert==2.3.0"
         ) from exc
-    interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
-    interpreter.allocate_tensors()
+    with quiet_native_stderr():
+        interpreter = Interpreter(model_path=str(path), num_threads=num_threads)
+        interpreter.allocate_tensors()
     return interpreter
 
 

@@ -25,6 +25,7 @@ import numpy as np
 from s2m_model.detect.base import Detection, DetectorError
 from s2m_model.image import MAX_IMAGE_SIDE, validate_image
 from s2m_model.skeletons import get_format
+from s2m_model.util.quiet_stderr import quiet_native_stderr
 
 log = logging.getLogger(__name__)
 
@@ -59,12 +60,31 @@ STATUS_OK = "ok"
 STATUS_NO_PERSON = "no_person"
 STATUS_FAILED = "failed"
 
+QUIET_FRAMES = 100
+"""A graph's first frames run with the native banners dropped until the graph has found a
+person (MediaPipe warns once more on that frame), but at most this many frames: the stderr
+redirection is process-wide, so it is not kept on for a whole stream."""
+
 
 def mediapipe_pose_factory(options: dict[str, Any]) -> Any:
     """The default :data:`PoseFactory`: ``mediapipe.solutions.pose.Pose(**options)``."""
     from mediapipe.python.solutions import pose as mp_pose
 
     return mp_pose.Pose(**options)
+
+
+def _settle(pose: Any) -> None:
+    """Wait until a freshly started (or reset) MediaPipe graph is idle.
+
+    ``Pose()`` and ``reset()`` return once the graph run has started; its calculators then
+    open on MediaPipe's own threads and print their banners there. Waiting here keeps that
+    inside the caller's :func:`~s2m_model.util.quiet_stderr.quiet_native_stderr` block instead
+    of racing with its end. A graph without ``_graph.wait_until_idle`` (a test fake) is left
+    alone.
+    """
+    wait = getattr(getattr(pose, "_graph", None), "wait_until_idle", None)
+    if callable(wait):
+        wait()
 
 
 class _Graph:
@@ -75,15 +95,39 @@ class _Graph:
         self.factory = factory
         self.pose: Any = None
         self.size: tuple[int, int] | None = None  # (width, height) of the frames it has seen
+        self.frames = 0  # frames this graph has processed quietly (up to QUIET_FRAMES)
+        self.found_person = False  # one of them had a person
+
+    def build(self) -> None:
+        """Create the graph now (its native banners dropped)."""
+        with quiet_native_stderr():
+            self.pose = self.factory(self.options)
+            _settle(self.pose)
+
+    def reset(self) -> None:
+        """Restart the graph's run (MediaPipe re-opens its calculators, banners dropped); its
+        next frames are quiet again as a new graph's. Raises what ``pose.reset()`` raises."""
+        with quiet_native_stderr():
+            self.pose.reset()
+            _settle(self.pose)
+        self.frames, self.found_person = 0, False
 
     def process(self, rgb: np.ndarray) -> Any:
-        if self.pose is None:
-            self.pose = self.factory(self.options)
-        return self.pose.process(rgb)
+        """Run one frame, the graph's first ones with the native banners dropped."""
+        if self.pose is not None and (self.found_person or self.frames >= QUIET_FRAMES):
+            return self.pose.process(rgb)
+        with quiet_native_stderr():
+            if self.pose is None:
+                self.pose = self.factory(self.options)
+            result = self.pose.process(rgb)
+        self.frames += 1
+        self.found_person = getattr(result, "pose_landmarks", None) is not None
+        return result
 
     def discard(self) -> None:
         """Close and forget the graph; never raises (a failed graph may refuse to close)."""
         pose, self.pose, self.size = self.pose, None, None
+        self.frames, self.found_person = 0, False
         if pose is not None:
             try:
                 pose.close()
@@ -181,7 +225,7 @@ class MediaPipeDetector:
         self._lock = threading.Lock()
         self._graph = _Graph(options, factory)
         self._fallback = _Graph({**options, "static_image_mode": True}, factory)
-        self._graph.pose = factory(options)  # fail here, not on the first frame
+        self._graph.build()  # fail here, not on the first frame
         self._closed = False
         self._had_person = False
         self._counts = dict.fromkeys(
@@ -306,7 +350,7 @@ class MediaPipeDetector:
             if graph.pose is None:
                 return
             try:
-                graph.pose.reset()
+                graph.reset()
             except Exception as exc:  # a failed graph cannot restart: drop it
                 self.last_error = f"{type(exc).__name__}: {exc}".strip()
                 log.info("MediaPipe graph could not reset (%s): rebuilding it", self.last_error)
