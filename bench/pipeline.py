@@ -23,6 +23,17 @@ the goals (<= 40 ms median frame -> result, <= 5 ms for lifter + DIK + body) wit
 are met, and ``ratio_pipeline_vs_detector`` (median total / median detector-alone). The
 benchmark sets torch to ``--threads`` (default 1) itself: the pipeline leaves threads alone.
 
+``--people 1,2,4,6`` instead times the multi-person pipeline (detector ``blazepose-multi``,
+segmentation off, ``max_persons`` = the largest count) on rendered frames
+(``s2m_model.tracking.synthetic``, the people of ``bench/multiperson.py``'s speed part: 180 px
+tall, side by side, walking slowly, 640x480): per count N and per ``detect_every`` (1 and
+``--detect-every``, default 5), ``pipeline`` (default config) and ``pipeline_no_refine`` (the
+baseline, interleaved frame by frame) give frame -> result median/p95 (ms), FPS (1000 /
+median), the mean people found per frame and the per-stage times, over ``--people-frames``
+frames after ``PEOPLE_WARMUP`` warm-up frames in which the people are acquired; all these
+streams interleaved frame by frame, after one untimed pass (DIK's traces). The goal: >= 10 FPS
+frame -> result with 4 people.
+
 ``--accuracy`` instead scores each front end (``PipelineConfig.lifter``) on the real COCO photo
 (``../shared/data/images/coco_000000000785.jpg`` and its annotation; static detector mode, the
 default 55 deg camera): the mean 2D error (px) of the mesh's COCO-17 joints (regressed from the
@@ -52,6 +63,9 @@ DEMO_VIDEO = REPO / ".venv" / "share" / "s2m" / "demo" / "demo.mp4"
 COCO_IMAGE = REPO.parent / "shared" / "data" / "images" / "coco_000000000785.jpg"
 GOAL_TOTAL_MS = 40.0
 GOAL_POST_DETECTOR_MS = 5.0
+PEOPLE_FRAMES = 25
+PEOPLE_WARMUP = 10
+GOAL_FPS_PEOPLE = (4, 10.0)  # (people, FPS): >= 10 FPS frame -> result with 4 people
 
 
 def letterbox(image: np.ndarray) -> np.ndarray:
@@ -165,6 +179,124 @@ def time_detector(frames: list[np.ndarray]) -> dict[str, float]:
     return stats(times)
 
 
+def parse_people(text: str) -> tuple[int, ...]:
+    """``"1,2,4,6"`` -> ``(1, 2, 4, 6)``: distinct counts in 1..6, in the given order.
+
+    Raises:
+        ValueError: empty, not integers, or a count outside 1..6 (the detector's maximum).
+    """
+    try:
+        counts = tuple(dict.fromkeys(int(p) for p in text.split(",") if p.strip()))
+    except ValueError:
+        raise ValueError(f"--people takes comma-separated integers, got {text!r}") from None
+    if not counts or not all(1 <= n <= 6 for n in counts):
+        raise ValueError(f"--people takes counts in 1..6, got {text!r}")
+    return counts
+
+
+def people_clips(counts: tuple[int, ...], frames: int) -> dict[int, list[np.ndarray]]:
+    """Per count N: ``PEOPLE_WARMUP + frames`` rendered 640x480 frames with N people."""
+    import torch
+
+    from s2m_model.body import load_body_model
+    from s2m_model.tracking.synthetic import SpriteBank, make_clip
+
+    sys.path.insert(0, str(REPO / "bench"))
+    from multiperson import speed_walkers  # bench/multiperson.py: the same people
+
+    body = load_body_model("s2m-free", dtype=torch.float32)
+    bank = SpriteBank(body, identities=6, phases=6, seed=0)
+    total = PEOPLE_WARMUP + frames
+    return {
+        n: [f.image for f in make_clip(bank, n_frames=total, walkers=speed_walkers(n),
+                                       seed=100 + n)]
+        for n in counts
+    }  # fmt: skip
+
+
+def _people_row(rec: _Recorder) -> dict:
+    out = rec.report()
+    median = out["frame_to_result_ms"]["median"]
+    return {
+        "frame_to_result_ms": out["frame_to_result_ms"],
+        "fps": 1e3 / median if median > 0 else float("nan"),
+        "persons_per_frame": float(np.mean(rec.persons)) if rec.persons else float("nan"),
+        "stages_ms": {k: v["median"] for k, v in out["stages_ms"].items()},
+        "main_thread_cpu_ms": out["main_thread_cpu_ms"]["median"],
+    }
+
+
+def run_people(clips: dict[int, list[np.ndarray]], detect_everies: tuple[int, ...], lifter,
+               body) -> dict:  # fmt: skip
+    """Per ``detect_every`` and count: ``pipeline`` and ``pipeline_no_refine`` with
+    ``blazepose-multi``, each its own stream, all interleaved frame by frame so that every row
+    sees the same machine load (the CPU may be shared). One untimed pass over each clip first
+    (one DIK runner shared by all, so its traces are built once per batch size, in that pass;
+    the timed pass sees the same detections)."""
+    from s2m_model.pipeline import Pipeline, PipelineConfig
+    from s2m_model.pipeline.dik_runner import DIKRunner
+
+    no_refine = dict(refine_shape=False, refine_endpoints=False, refine_fit=False)
+    pipes: dict[tuple[int, int, str], Pipeline] = {}
+    dik = None
+    for every in detect_everies:
+        for n in clips:
+            for name, extra in (("pipeline", {}), ("pipeline_no_refine", no_refine)):
+                config = PipelineConfig(
+                    detector="blazepose-multi",
+                    detector_options={"enable_segmentation": False, "detect_every": every},
+                    max_persons=max(4, *clips),
+                    **extra,
+                )
+                pipe = Pipeline(config, lifter=lifter, body=body)
+                if dik is None:
+                    dik = DIKRunner(pipe.body, config.min_keypoint_confidence, config.dik_backend)
+                pipe._dik = dik  # stateless between calls: only the traces are shared
+                pipes[every, n, name] = pipe
+    runs = {key: _Recorder() for key in pipes}
+    length = len(next(iter(clips.values())))
+    try:
+        for timed in (False, True):
+            for pipe in pipes.values():
+                pipe.reset()
+            for i in range(length):
+                for key, pipe in pipes.items():
+                    frame = clips[key[1]][i]
+                    start, start_cpu = time.perf_counter(), time.thread_time()
+                    results = pipe.process(frame, stamp=i / 30.0)
+                    wall = (time.perf_counter() - start) * 1e3
+                    cpu = (time.thread_time() - start_cpu) * 1e3
+                    if timed and i >= PEOPLE_WARMUP:
+                        runs[key].add(wall, cpu, results, pipe.last_timings)
+    finally:
+        for pipe in pipes.values():
+            pipe.close()
+    out: dict = {}
+    for (every, n, name), rec in runs.items():
+        out.setdefault(f"detect_every_{every}", {}).setdefault(str(n), {})[name] = _people_row(rec)
+    return out
+
+
+def people_axis(counts: tuple[int, ...], frames: int, detect_every: int, lifter, body) -> dict:
+    """The ``--people`` report: per ``detect_every``, per count, both pipelines."""
+    clips = people_clips(counts, frames)
+    everies = tuple(dict.fromkeys((1, detect_every)))
+    report: dict = {
+        "frames": f"{frames} timed per count ({PEOPLE_WARMUP} warm-up), rendered 640x480, "
+        "people 180 px tall side by side (bench/multiperson.py speed_walkers)",
+        "detector": "blazepose-multi (enable_segmentation=False, hog_every=5)",
+        "max_persons": max(4, *counts),
+        **run_people(clips, everies, lifter, body),
+    }
+    n_goal, fps_goal = GOAL_FPS_PEOPLE
+    if str(n_goal) in report["detect_every_1"]:
+        measured = {f"measured_detect_every_{e}": report[f"detect_every_{e}"][str(n_goal)]
+                    ["pipeline"]["fps"] for e in everies}  # fmt: skip
+        report["goal"] = {f"fps_{n_goal}_people": fps_goal, **measured,
+                          "met": bool(max(measured.values()) >= fps_goal)}  # fmt: skip
+    return report
+
+
 def coco_accuracy(lifters: tuple[str, ...]) -> dict:
     """Per front end: mesh COCO-17 2D error and silhouette IoU on the COCO photo (see above)."""
     import torch
@@ -226,12 +358,44 @@ def main(argv: list[str] | None = None) -> int:
         action="store_true",
         help="score the front ends on the COCO photo instead of timing",
     )
+    parser.add_argument(
+        "--people",
+        type=parse_people,
+        default=None,
+        help="time the multi-person pipeline for these people counts instead (e.g. 1,2,4,6)",
+    )
+    parser.add_argument(
+        "--people-frames", type=int, default=PEOPLE_FRAMES, help="timed frames per count"
+    )
+    parser.add_argument(
+        "--detect-every",
+        type=int,
+        default=5,
+        help="the second detect_every of --people (the first is 1)",
+    )
     args = parser.parse_args(argv)
     from s2m_model.pipeline import LIFTERS, set_torch_threads
 
     set_torch_threads(args.threads)
     if args.accuracy:
         print(json.dumps(coco_accuracy(LIFTERS), indent=2))
+        return 0
+    if args.people is not None:
+        start = time.perf_counter()
+        weights = args.lifter != "default" or DEFAULT_CHECKPOINT.is_file()
+        lifter = load_lifter(args.lifter) if weights else None
+        report = {
+            "people": list(args.people),
+            "lifter": args.lifter,
+            "cpu_count": os.cpu_count(),
+            "torch_threads": torch.get_num_threads(),
+            "load_average_1min_at_start": os.getloadavg()[0],
+            **people_axis(args.people, args.people_frames, args.detect_every, lifter,
+                          load_body_model("s2m-free")),
+            "load_average_1min_at_end": os.getloadavg()[0],
+            "seconds": round(time.perf_counter() - start, 1),
+        }  # fmt: skip
+        print(json.dumps(report, indent=2))
         return 0
     frames, source = load_frames(args.frames)
     report: dict = {
