@@ -248,10 +248,9 @@ def run_people(clips: dict[int, list[np.ndarray]], detect_everies: tuple[int, ..
                     max_persons=max(4, *clips),
                     **extra,
                 )
-                pipe = Pipeline(config, lifter=lifter, body=body)
-                if dik is None:
-                    dik = DIKRunner(pipe.body, config.min_keypoint_confidence, config.dik_backend)
-                pipe._dik = dik  # stateless between calls: only the traces are shared
+                if dik is None:  # one runner: its traces are shared, it keeps no frame state
+                    dik = DIKRunner(body, config.min_keypoint_confidence, config.dik_backend)
+                pipe = Pipeline(config, lifter=lifter, body=body, dik=dik)
                 pipes[every, n, name] = pipe
     runs = {key: _Recorder() for key in pipes}
     length = len(next(iter(clips.values())))

@@ -74,8 +74,9 @@ class Pipeline:
 
     Models load lazily on first use (skeleton mode never loads the detector or the lifter;
     ``lifter="mediapipe-world"`` loads the s2m lifter only for a detection without world
-    landmarks). Pre-built components can be injected (``detector=``, ``lifter=``, ``body=``),
-    e.g. to share a body model or to use a custom detector.
+    landmarks). Pre-built components can be injected (``detector=``, ``lifter=``, ``body=``,
+    ``dik=``), e.g. to share a body model or DIK's traces between pipelines, or to use a
+    custom detector.
 
     The pipeline never changes process-wide settings: set torch's threads in your program
     (:func:`~s2m_model.pipeline.config.set_torch_threads`; the CLIs do it).
@@ -90,13 +91,14 @@ class Pipeline:
         detector: Any = None,
         lifter: Any = None,
         body: Any = None,
+        dik: DIKRunner | None = None,
     ) -> None:
         self.config = config if config is not None else PipelineConfig()
         if not isinstance(self.config, PipelineConfig):
             raise ValueError(f"config must be a PipelineConfig, got {type(self.config).__name__}")
         self.config.validate()
         self._detector, self._lifter, self._body = detector, lifter, body
-        self._dik: DIKRunner | None = None
+        self._dik: DIKRunner | None = dik  # stateless between calls: shareable
         self._refiners: dict[str, Any] = {}
         from s2m_model.temporal import Tracker
 
