@@ -67,7 +67,9 @@ class FitConfig:
         tol: stop once a step lowers the cost by less than this fraction.
         sigma_2d: keypoint noise as a fraction of the person's box height.
         robust: Cauchy scale in units of ``sigma_2d`` (residuals beyond it lose weight).
-        sigma_3d: lifted-skeleton noise (metres, root-relative).
+        sigma_3d: lifted-skeleton noise (metres, root-relative). 0.10: the front ends' own
+            3D errors are 65-120 mm PA-MPJPE; at 0.05 the skeleton term outweighed the image
+            and 2 iterations raised the 2D error on the demo clip (docs/refine.md).
         sigma_pose: spread of the local rotations around DIK's solved ones (radians; the
             prior measures ``sin(angle)``, i.e. the angle up to ~30 deg, saturating at 90).
         sigma_pose_default: the same for joints DIK left at rest (hands, feet, ...).
@@ -87,7 +89,7 @@ class FitConfig:
     tol: float = 1e-2
     sigma_2d: float = 0.02
     robust: float = 3.0
-    sigma_3d: float = 0.05
+    sigma_3d: float = 0.10
     sigma_pose: float = 0.25
     sigma_pose_default: float = 0.5
     sigma_root: float = 1.0
