@@ -32,8 +32,8 @@ sys.path.insert(0, str(REPO / "bench"))
 
 
 def _round(obj):
-    if isinstance(obj, float):
-        return round(obj, 2)
+    if isinstance(obj, float):  # 4 significant digits: mm and box fractions (0.0342) alike
+        return float(f"{obj:.4g}")
     if isinstance(obj, dict):
         return {k: _round(v) for k, v in obj.items()}
     return obj
