@@ -188,6 +188,14 @@ def tile_regions(width: int, height: int, grid: int, overlap: float = 0.25) -> l
     return [np.array(r) for r in sorted(unique)]
 
 
+def region_to_input(region: np.ndarray) -> np.ndarray:
+    """``(2, 3)`` affine map from image pixels to the detector input for a square region
+    ``x0, y0, side`` (pixels)."""
+    x0, y0, side = (float(v) for v in region)
+    k = DETECTOR_SIZE / side
+    return np.array([[k, 0.0, -k * x0], [0.0, k, -k * y0]])
+
+
 class BlazePoseBoxDetector:
     """MediaPipe's BlazePose person detector (``pose_detection.tflite``) as a
     :class:`~s2m_model.detect.person.PersonDetector`.
@@ -282,9 +290,22 @@ class BlazePoseBoxDetector:
             picked = [regions[(self._next_tile + i) % len(regions)] for i in range(n)]
             self._next_tile = (self._next_tile + n) % len(regions)
             regions = picked
-        for x0, y0, side in regions:
-            k = DETECTOR_SIZE / side
-            passes.append(np.array([[k, 0.0, -k * x0], [0.0, k, -k * y0]]))
+        passes += [region_to_input(r) for r in regions]
+        return self._detect_passes(rgb, passes)
+
+    def detect_in_regions(
+        self, image: np.ndarray, regions: Sequence[np.ndarray]
+    ) -> list[PersonBox]:
+        """People found by one detector pass on each square region ``x0, y0, side`` (image
+        pixels) of ``image`` only (no whole-image pass, no tiles), best first; e.g. a region
+        centred on a gap between tracked people, where the tiles see a neighbour instead."""
+        rgb = validate_image(image)
+        return self._detect_passes(rgb, [region_to_input(r) for r in regions])
+
+    def _detect_passes(self, rgb: np.ndarray, passes: list[np.ndarray]) -> list[PersonBox]:
+        """Run the passes (``(2, 3)`` image -> 224-pixel input maps), merge with weighted NMS."""
+        if not passes:
+            return []
         found = [self._run(rgb, m) for m in passes]
         boxes = np.concatenate([f[0] for f in found])
         scores = np.concatenate([f[1] for f in found])
