@@ -46,6 +46,12 @@ LONG_BONES: tuple[tuple[str, str], ...] = (
 )  # fmt: skip
 
 
+def _weighted_gram(jac: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+    """``J^T diag(w) J`` per batch: (B,N,L), (B,N) -> (B,L,L). A matmul rather than a
+    3-operand einsum, whose contraction-path search (opt_einsum) cost more than the product."""
+    return (jac * w[..., None]).transpose(1, 2) @ jac
+
+
 @dataclass(frozen=True)
 class BoneSet:
     """Bones of one format used for shape fitting.
@@ -245,13 +251,13 @@ class BoneShapeSolver:
             length = torch.linalg.vector_norm(d, dim=-1).clamp(min=1e-9)
             jac = torch.einsum("bnc,ncl->bnl", d / length[..., None], dd)  # (B,N,10)
             resid = length - target
-            hess = torch.einsum("bnl,bn,bnm->blm", jac, w, jac) + prior
+            hess = _weighted_gram(jac, w) + prior
             grad = torch.einsum("bnl,bn->bl", jac, w * resid) + betas @ prior
             betas = betas - torch.linalg.solve(hess, grad[..., None])[..., 0]
         fitted = self.rest_lengths(betas)
         d = d0 + torch.einsum("ncl,bl->bnc", dd, betas)
         jac = torch.einsum("bnc,ncl->bnl", d / fitted.clamp(min=1e-9)[..., None], dd)
-        cov = torch.linalg.inv(torch.einsum("bnl,bn,bnm->blm", jac, w, jac) + prior)
+        cov = torch.linalg.inv(_weighted_gram(jac, w) + prior)
         wsum = (w * self.length_sigma**2).sum(-1)
         resid = (w * self.length_sigma**2 * (fitted - target) ** 2).sum(-1)
         rms = torch.where(wsum > 0, (resid / wsum.clamp(min=1e-12)).sqrt(), 0.0)
