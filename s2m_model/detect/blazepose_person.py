@@ -27,12 +27,15 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 import numpy as np
 
 from s2m_model.detect.person import PersonBox, box_iou, weighted_nms
 from s2m_model.image import validate_image
 from s2m_model.util.quiet_stderr import quiet_native_stderr
+
+T = TypeVar("T")
 
 DETECTOR_MODEL = "modules/pose_detection/pose_detection.tflite"
 DETECTOR_SIZE = 224
@@ -188,6 +191,14 @@ def tile_regions(width: int, height: int, grid: int, overlap: float = 0.25) -> l
     return [np.array(r) for r in sorted(unique)]
 
 
+def round_robin(items: Sequence[T], start: int, count: int) -> tuple[list[T], int]:
+    """``count`` of ``items`` (at most all of them) taken cyclically from index ``start``, and
+    the index to start from next time (tiles, gap probes spread over successive frames)."""
+    n = min(count, len(items))
+    picked = [items[(start + i) % len(items)] for i in range(n)]
+    return picked, (start + n) % max(len(items), 1)
+
+
 def region_to_input(region: np.ndarray) -> np.ndarray:
     """``(2, 3)`` affine map from image pixels to the detector input for a square region
     ``x0, y0, side`` (pixels)."""
@@ -286,10 +297,7 @@ class BlazePoseBoxDetector:
         passes = [letterbox(width, height, DETECTOR_SIZE)]
         regions = [r for g in self.tiles for r in tile_regions(width, height, g)]
         if self.tiles_per_call is not None and regions:
-            n = min(self.tiles_per_call, len(regions))
-            picked = [regions[(self._next_tile + i) % len(regions)] for i in range(n)]
-            self._next_tile = (self._next_tile + n) % len(regions)
-            regions = picked
+            regions, self._next_tile = round_robin(regions, self._next_tile, self.tiles_per_call)
         passes += [region_to_input(r) for r in regions]
         return self._detect_passes(rgb, passes)
 

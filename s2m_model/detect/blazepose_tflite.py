@@ -41,6 +41,7 @@ from s2m_model.detect.blazepose_person import (
     BlazePoseBoxDetector,
     make_interpreter,
     mediapipe_model_path,
+    round_robin,
     sigmoid,
 )
 from s2m_model.detect.mediapipe_pose import landmarks_to_detection
@@ -416,9 +417,7 @@ class BlazePoseTFLite:
         regions = gap_regions(self._prev_boxes, self._prev_rois, width, height)
         if not regions:
             return []
-        n = min(self.gap_probes, len(regions))
-        picked = [regions[(self._next_gap + i) % len(regions)] for i in range(n)]
-        self._next_gap = (self._next_gap + n) % max(len(regions), 1)
+        picked, self._next_gap = round_robin(regions, self._next_gap, self.gap_probes)
         return self._box_detector.detect_in_regions(mask_people(rgb, self._prev_boxes), picked)
 
     def detect(self, image: np.ndarray) -> list[Detection]:
@@ -593,4 +592,3 @@ def mask_people(rgb: np.ndarray, boxes: Sequence[np.ndarray], *, pad: float = 0.
         if x1 > x0 and y1 > y0:
             out[y0:y1, x0:x1] = fill
     return out
-
