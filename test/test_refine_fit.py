@@ -151,6 +151,14 @@ def test_not_converged_is_reported_and_bad_input(body, scene):
         PointModel(body, torch.zeros(3, 5))
 
 
+def test_nobody_to_fit_gives_an_empty_result(body, scene):
+    """A frame with no placed person reaches the fit as an empty batch: no step is tried."""
+    out, uv, skel, _, r = scene
+    fitter = ImageFitter(body, "coco17", "h36m17", FitConfig(iterations=2))
+    res = fitter.fit(r.rotmats[:0], r.transl[:0], uv[:0], CAMERA, skeleton3d=skel[:0])
+    assert res.rotmats.shape == (0, 24, 3, 3) and res.failed.shape == (0,)
+
+
 def test_small_budget_fit_is_not_failed(body, scene):
     """The pipeline's budget (2 iterations): every fit hits the cap while its cost and 2D
     error still fall. That is normal, so ``failed`` must stay False."""

@@ -117,8 +117,9 @@ class _Graph:
         if self.pose is not None and (self.found_person or self.frames >= QUIET_FRAMES):
             return self.pose.process(rgb)
         with quiet_native_stderr():
-            if self.pose is None:
+            if self.pose is None:  # as build(): a new graph settles before its first frame
                 self.pose = self.factory(self.options)
+                _settle(self.pose)
             result = self.pose.process(rgb)
         self.frames += 1
         self.found_person = getattr(result, "pose_landmarks", None) is not None

@@ -391,6 +391,8 @@ class ImageFitter:
                 f"keypoints must be ({batch},{self.k2},2) for {self.fmt2d.name}, "
                 f"got {tuple(keypoints.shape)}"
             )
+        if batch == 0:  # a frame with nobody placed: nothing to fit (reshapes need B > 0)
+            return self._empty_result(rotmats, transl, betas, status)
         local = rotmats.to(dtype).clone()
         world = world_from_local(local)  # the fit's state: world rotations
         trans = transl.to(dtype).clone()
@@ -489,6 +491,8 @@ class ImageFitter:
                     cost = _where(better, new[3], cost)
                 done = done | (better & small) | (active & (damping > 1e6))
                 damping = torch.where(better, damping * 0.3, damping * 10.0).clamp(1e-7, 1e7)
+        if gain is None:  # no step was tried (no iterations, or nobody): nothing was promised
+            gain = torch.zeros(batch, dtype=dtype)
         return self._result(world, trans, betas, start, status, done, iters, cost_start, cost,
                             reproj_start, obs, iou_start, use_mask, pp, gain)  # fmt: skip
 
@@ -562,6 +566,20 @@ class ImageFitter:
         valid = obs["valid2"]
         n = valid.sum(-1)
         return torch.where(n > 0, (err * valid).sum(-1) / n.clamp(min=1), float("nan"))
+
+    def _empty_result(self, rotmats, transl, betas, status) -> FitResult:
+        """The result of fitting nobody: every field with batch size 0."""
+        dtype = self.dtype
+        none = torch.zeros(0, dtype=dtype)
+        return FitResult(
+            rotmats=rotmats.to(dtype), transl=transl.to(dtype),
+            betas=torch.zeros(0, NUM_BETAS, dtype=dtype) if betas is None else betas.to(dtype),
+            status=torch.zeros(0, NUM_JOINTS, dtype=torch.int8) if status is None
+            else status.to(torch.int8),
+            converged=torch.zeros(0, dtype=torch.bool), failed=torch.zeros(0, dtype=torch.bool),
+            iterations=torch.zeros(0, dtype=torch.long), cost_start=none, cost=none,
+            reproj_px_start=none, reproj_px=none, iou_start=none, iou=none,
+        )  # fmt: skip
 
     def _result(self, world, trans, betas, start, status, done, iters, cost_start, cost,
                 reproj_start, obs, iou_start, use_mask, pp, gain) -> FitResult:  # fmt: skip
