@@ -7,7 +7,9 @@ Prints one JSON object (and writes it to ``--out`` when given):
   other, entering/leaving at the borders). For each detector variant: detection recall (OKS >=
   0.5 against the rendered COCO-17 keypoints) for people >= 150 px and >= 80 px tall with at
   least half of their silhouette visible; then the tracker on the default variant: CLEAR-MOT
-  counts, MOTA, id switches per 100 frames, and the median detector ms per frame.
+  counts, MOTA, id switches per 100 frames (``tracking``: the pipeline's tracker, with colour
+  histograms and re-identification; ``tracking_no_appearance``: the same on boxes and
+  keypoints only, the same run's baseline), and the median detector ms per frame.
 - ``speed_ms``: detection + landmarks (``BlazePoseTFLite.detect``, video mode) and tracker
   update per frame, median and p95, for 1, 2, 4 and 6 people (180 px tall, side by side,
   walking slowly) at 640x480, timed after 10 warm-up frames in which they are acquired; with
@@ -36,6 +38,8 @@ import torch
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
 from s2m_model.body import load_body_model  # noqa: E402
+from s2m_model.pipeline.config import PipelineConfig  # noqa: E402
+from s2m_model.tracking.appearance import color_histogram  # noqa: E402
 from s2m_model.tracking.metrics import MotAccumulator, RecallBins, score_frame  # noqa: E402
 from s2m_model.tracking.synthetic import HORIZON, SpriteBank, Walker, make_clip  # noqa: E402
 from s2m_model.tracking.tracker import MultiPersonTracker  # noqa: E402
@@ -75,38 +79,46 @@ def make_detector(variant: str, threads: int | None):
     raise ValueError(f"unknown variant {variant!r}; choose from {', '.join(VARIANTS)}")
 
 
+#: Trackers scored on the first variant's detections: the pipeline's (appearance features and
+#: re-identification, ``track_appearance: true``) and, as the same run's baseline, the same
+#: tracker on boxes and keypoints only.
+TRACKERS = {"tracking": True, "tracking_no_appearance": False}
+
+
 def run_crowd(detector, clips, *, track: bool) -> dict:
     recall = RecallBins()
-    mot = MotAccumulator()
+    mots = {name: MotAccumulator() for name in TRACKERS}
     times, per_frame = [], []
     for frames in clips:
         detector.reset()
-        tracker = MultiPersonTracker()
-        mot.new_sequence()
+        config = PipelineConfig().tracker_config()
+        trackers = {name: MultiPersonTracker(config) for name in TRACKERS}
+        for mot in mots.values():
+            mot.new_sequence()
         for frame in frames:
             start = time.perf_counter()
             dets = detector.detect(frame.image)
             times.append((time.perf_counter() - start) * 1e3)
             per_frame.append(len(dets))
-            kps = [d.keypoints for d in dets]
-            if track:
-                tracked = tracker.update(dets)
-                score_frame(frame.people, kps, recall=recall)
+            score_frame(frame.people, [d.keypoints for d in dets], recall=recall)
+            if not track:
+                continue
+            features = [color_histogram(frame.image, d) for d in dets]
+            for name, appearance in TRACKERS.items():
+                tracked = trackers[name].update(dets, features if appearance else None)
                 score_frame(
                     frame.people,
                     [t.detection.keypoints for t in tracked],
                     track_ids=[t.track_id for t in tracked],
-                    mot=mot,
+                    mot=mots[name],
                 )
-            else:
-                score_frame(frame.people, kps, recall=recall)
     out = {
         "recall": recall.summary(),
         "detect_ms": summarize(times, 1),
         "persons_per_frame": float(np.mean(per_frame)),
     }
     if track:
-        out["tracking"] = mot.summary()
+        out.update({name: mot.summary() for name, mot in mots.items()})
     return out
 
 
@@ -132,7 +144,7 @@ def run_speed(detector, bank, counts=(1, 2, 4, 6), warmup=10, frames=20) -> dict
     for n in counts:
         clip = make_clip(bank, n_frames=warmup + frames, walkers=speed_walkers(n), seed=100 + n)
         detector.reset()
-        tracker = MultiPersonTracker()
+        tracker = MultiPersonTracker(PipelineConfig().tracker_config())
         det_ms, trk_ms, found = [], [], []
         for i, frame in enumerate(clip):
             start = time.perf_counter()

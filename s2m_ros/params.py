@@ -162,6 +162,8 @@ PARAMS: tuple[ParamSpec, ...] = (
     _pipeline("max_persons", "most people estimated per frame (best detector score first)"),
     _pipeline("min_keypoint_confidence", "keypoints/joints below this confidence are unobserved"),
     _pipeline("temporal", "track people across frames (ids, temporal filtering)"),
+    _pipeline("track_appearance", "also match people to tracks by clothing colours; a person "
+              "missed for a few frames (jumping, crouching) keeps their id"),
     _pipeline("refine_shape", "shape refinement: betas from the skeleton's bone lengths, one "
               "running shape per tracked person (false: the mean shape)"),
     _pipeline("refine_endpoints", "pose refinement of ankles, wrists and head from the "

@@ -294,6 +294,12 @@ def test_duplicate_and_fragment_rules():
     other = person.copy()
     other[:, 0] += 80.0  # someone next to them
     assert not same_landmarks(person, other) and not is_fragment(other, person)
+    from s2m_model.detect.blazepose_tflite import BLAZEPOSE33_FLIP
+
+    # The same person read facing the other way: the landmarks are the mirror labelling.
+    twin = nudged.copy()
+    twin[:33] = nudged[list(BLAZEPOSE33_FLIP)]
+    assert same_landmarks(person, twin) and not same_landmarks(person, other[list(range(33))])
     from s2m_model.detect.blazepose_tflite import in_image, plausible_roi
 
     assert plausible_roi(Roi(320, 240, 300), 640, 480)

@@ -43,8 +43,8 @@ def test_pipeline_parameters_are_pipeline_config_fields():
     fields = {f.name: f for f in dataclasses.fields(PipelineConfig)}
     defaults = PipelineConfig()
     assert set(ros_params.PIPELINE_PARAMS) == {
-        "body", "detector", "lifter", "lifter_model", "device", "temporal", "fov_deg",
-        "min_keypoint_confidence", "max_persons", "refine_shape", "refine_endpoints",
+        "body", "detector", "lifter", "lifter_model", "device", "temporal", "track_appearance",
+        "fov_deg", "min_keypoint_confidence", "max_persons", "refine_shape", "refine_endpoints",
         "refine_fit", "refine_mask", "fit_iterations",
     }  # fmt: skip
     for name in ros_params.PIPELINE_PARAMS:

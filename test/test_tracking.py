@@ -118,6 +118,62 @@ def test_appearance_separates_people_who_swap_places():
     assert [r.track_id for r in swapped] == [first[1].track_id, first[0].track_id]
 
 
+def test_reidentification_after_a_jump_needs_same_colours_and_nearby():
+    """A person the detector misses for 6 frames reappears ~1.2 box diagonals away (no box
+    overlap, nothing for the motion model): same colours -> same id; other colours, no features
+    or too far -> a new id. A bystander of other colours never takes the lost id."""
+    red, blue = np.array([0.9, 0.1, 0.0]), np.array([0.0, 0.2, 0.9])
+    red_again = np.array([0.85, 0.15, 0.02])  # a slightly different reading of the same shirt
+
+    def clip(back: Detection, back_feature: np.ndarray | None) -> tuple[int, int, int]:
+        tracker = MultiPersonTracker(TrackerConfig(min_hits=1, max_age=10))
+        use = back_feature is not None
+        for _ in range(8):
+            out = tracker.update([person(150, 300), person(560, 300)],
+                                 features=[red, blue] if use else None)
+        man, bystander = out[0].track_id, out[1].track_id
+        for _ in range(6):  # the jump: only the bystander is detected
+            assert [r.track_id for r in tracker.update(
+                [person(560, 300)], features=[blue] if use else None)] == [bystander]
+        back_out = tracker.update([back, person(560, 300)],
+                                  features=[back_feature, blue] if use else None)
+        return man, bystander, back_out[0].track_id
+
+    landing = person(400, 220)  # 263 px from where he was last seen; box diagonal 215 px
+    man, bystander, back = clip(landing, red_again)
+    assert back == man
+    for other in (clip(landing, blue), clip(landing, None), clip(person(560, 60), red_again)):
+        assert other[2] not in (other[0], other[1])  # a new id, never the bystander's
+
+
+def test_reidentification_after_deletion_and_a_partial_last_box():
+    """A person lost for longer than ``max_age`` (deleted, never output meanwhile) is still
+    re-identified within ``reid_max_age`` frames; the search radius uses the track's usual box
+    size, not the small partial box the detector gave just before losing them."""
+    red, blue = np.array([0.9, 0.1, 0.0]), np.array([0.0, 0.2, 0.9])
+
+    def clip(gap: int) -> tuple[int, list[int], int]:
+        tracker = MultiPersonTracker(TrackerConfig(min_hits=1, max_age=3, reid_max_age=10))
+        for _ in range(8):
+            man = tracker.update([person(150, 300), person(560, 300)], [red, blue])[0].track_id
+        # Only his head and shoulders, then nothing for ``gap`` frames.
+        assert tracker.update([person(150, 230, h=60), person(560, 300)],
+                              [red, blue])[0].track_id == man  # fmt: skip
+        during = []
+        for _ in range(gap):
+            during += [r.track_id for r in tracker.update([person(560, 300)], [blue])]
+        # 200 px from the partial box (diagonal 19 px), about 1.3 of his usual diagonals.
+        back = person(350, 250)
+        return man, during, tracker.update([back, person(560, 300)], [red, blue])[0].track_id
+
+    man, during, back = clip(gap=8)  # deleted after 3 missed frames, back after 8
+    assert back == man and man not in during
+    man, _, back = clip(gap=14)  # beyond max_age + reid_max_age: forgotten
+    assert back != man
+    with pytest.raises(ValueError, match="reid_max_age"):
+        TrackerConfig(reid_max_age=-1)
+
+
 def test_keypoint_similarity():
     a = person(200, 200).keypoints
     box = np.array([0, 0, 100, 200])

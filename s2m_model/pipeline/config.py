@@ -17,9 +17,12 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from s2m_model.camera import DEFAULT_FOV_DEG
+
+if TYPE_CHECKING:
+    from s2m_model.tracking.tracker import TrackerConfig
 
 log = logging.getLogger(__name__)
 
@@ -116,6 +119,7 @@ FIELD_RULES: dict[str, FieldRule] = {
     "d_cutoff": FieldRule(float, low=0.0, low_open=True),
     "default_fps": FieldRule(float, low=0.0, low_open=True),
     "track_max_age": FieldRule(int, low=0),
+    "track_appearance": FieldRule(bool),
     "fov_deg": FieldRule(float, low=0.0, high=180.0, low_open=True, high_open=True),
     "min_keypoint_confidence": FieldRule(float, low=0.0, high=1.0),
     "min_keypoints": FieldRule(int, low=2),
@@ -164,6 +168,10 @@ class PipelineConfig:
         d_cutoff: cutoff (Hz) of the speed estimates of both filters.
         default_fps: frame rate assumed for timestamps when ``stamp`` is None (frames/s).
         track_max_age: frames a track survives unseen.
+        track_appearance: also match people to tracks by the colours of their clothes (a
+            histogram per person, ~0.5 ms), and give a lost track's id back to a detection of
+            the same colours near where it was last seen (a person the detector missed for a
+            few frames while jumping or crouching keeps their id).
         fov_deg: horizontal field of view (degrees) assumed when no intrinsics are given.
         min_keypoint_confidence: keypoints below this confidence count as unobserved (DIK,
             placement, tracking).
@@ -204,6 +212,7 @@ class PipelineConfig:
     d_cutoff: float = 1.0
     default_fps: float = 30.0
     track_max_age: int = 10
+    track_appearance: bool = True
     fov_deg: float = DEFAULT_FOV_DEG
     min_keypoint_confidence: float = 0.3
     min_keypoints: int = 6
@@ -287,6 +296,15 @@ class PipelineConfig:
     def replace(self, **changes: Any) -> PipelineConfig:
         """A validated copy with some fields changed (e.g. CLI overrides)."""
         return self.from_dict({**self.to_dict(), **changes})
+
+    def tracker_config(self) -> TrackerConfig:
+        """The image-mode tracker's parameters for these settings: every person gets a result
+        on their first frame (``min_hits`` 1: a photo is one frame), ``track_max_age`` and
+        ``min_keypoint_confidence`` as set here, the rest :class:`TrackerConfig`'s defaults."""
+        from s2m_model.tracking.tracker import TrackerConfig
+
+        return TrackerConfig(min_hits=1, max_age=self.track_max_age,
+                             min_keypoint_confidence=self.min_keypoint_confidence)
 
 
 def set_torch_threads(threads: int | None, device: str = "cpu") -> int:

@@ -61,7 +61,9 @@ COUNTERS: dict[str, str] = {
 
 #: The stage timings (``PersonResult.timings_ms`` / ``Pipeline.last_timings`` keys, ms) in the
 #: order the stages run; a stage that did not run is absent. ``"total"`` is the whole call.
-STAGES: tuple[str, ...] = ("detect", "lift", "refine", "dik", "fit", "filter", "body", "total")
+STAGES: tuple[str, ...] = (
+    "detect", "lift", "track", "refine", "dik", "fit", "filter", "body", "total",
+)  # fmt: skip
 
 #: The keypoint format the image fit matches (the detectors' 2D keypoints).
 FIT_KEYPOINTS = "coco17"
@@ -101,10 +103,15 @@ class Pipeline:
         self._dik: DIKRunner | None = dik  # stateless between calls: shareable
         self._refiners: dict[str, Any] = {}
         from s2m_model.temporal import Tracker
+        from s2m_model.tracking.tracker import MultiPersonTracker
 
-        self.tracker = Tracker(
-            max_age=self.config.track_max_age, min_confidence=self.config.min_keypoint_confidence
+        cfg = self.config
+        self.tracker = MultiPersonTracker(cfg.tracker_config())
+        """Image mode: ids from boxes, keypoints and (``track_appearance``) colour histograms."""
+        self.skeleton_tracker = Tracker(
+            max_age=cfg.track_max_age, min_confidence=cfg.min_keypoint_confidence
         )
+        """Skeleton mode: ids from 3D joint distances."""
         self._frame = 0
         self._betas: torch.Tensor | None = None
         self._warned_world = False
@@ -183,6 +190,7 @@ class Pipeline:
         """Start a new stream: forget tracks, filters, per-track shapes and the detector's
         tracking state."""
         self.tracker.reset()
+        self.skeleton_tracker.reset()
         for refiner in self._refiners.values():
             refiner.reset()
         self._frame = 0
@@ -246,7 +254,7 @@ class Pipeline:
                 detections = []
         people = self._select(detections)
         if not people:
-            return self._finish([], timings, t_start, empty_dim=2)
+            return self._finish([], timings, t_start, "image")
         body = self.body
         keypoints = np.stack([d.keypoints for d in people]).astype(np.float32)  # (P,17,3)
         with torch.inference_mode():
@@ -254,13 +262,12 @@ class Pipeline:
                 groups = self._lift(people, keypoints, cam)
             kept = sorted(i for g in groups for i in g.people)
             if not kept:
-                return self._finish([], timings, t_start, empty_dim=2)
+                return self._finish([], timings, t_start, "image")
             boxes = np.stack([d.bbox for d in people]).astype(np.float32)
             tracks = None
             if cfg.temporal:
-                tracked = self.tracker.update(keypoints[kept, :, :2], keypoints[kept, :, 2],
-                                              boxes[kept])  # fmt: skip
-                tracks = dict(zip(kept, tracked, strict=True))
+                with stopwatch_ms(timings, "track"):
+                    tracks = self._track([people[i] for i in kept], rgb, kept)
             by_person: dict[int, PersonResult | None] = {}
             for group in groups:
                 group_tracks = None if tracks is None else [tracks[i] for i in group.people]
@@ -275,8 +282,8 @@ class Pipeline:
                         result.lifter = group.lifter
                         result.keypoints_2d = people[i].keypoints.astype(np.float32).copy()
                         result.bbox = boxes[i].copy()
-            self._prune_shapes()
-        return self._finish([by_person[i] for i in kept], timings, t_start)
+            self._prune_shapes(self.tracker.track_ids)
+        return self._finish([by_person[i] for i in kept], timings, t_start, "image")
 
     def process_skeleton(
         self,
@@ -316,10 +323,10 @@ class Pipeline:
         keep = (observed.sum(1) >= cfg.min_keypoints) & observed[:, root_points].all(1)
         timings: dict[str, float] = {}
         if not keep.any():
-            return self._finish([], timings, t_start, empty_dim=3)
+            return self._finish([], timings, t_start, "skeleton")
         arr, conf = arr[keep], conf[keep]
         body = self.body
-        tracks = self.tracker.update(arr, conf, None) if cfg.temporal else None
+        tracks = self.skeleton_tracker.update(arr, conf, None) if cfg.temporal else None
         with torch.inference_mode():
             joints_t = torch.from_numpy(arr).to(device=body.device, dtype=body.dtype)
             conf_t = torch.from_numpy(conf).to(device=body.device, dtype=body.dtype)
@@ -327,8 +334,8 @@ class Pipeline:
             if cfg.refine_endpoints and skel.name == WORLD_FORMAT:
                 points = (joints_t, conf_t)  # the skeleton is BlazePose's 33 points itself
             results = self._solve(joints_t, skel, conf_t, tracks, stamp, timings, points3d=points)
-            self._prune_shapes()
-        return self._finish(results, timings, t_start)
+            self._prune_shapes(list(self.skeleton_tracker.tracks))
+        return self._finish(results, timings, t_start, "skeleton")
 
     # -- stages -------------------------------------------------------------------------------
     def _lift(self, people: list, keypoints: np.ndarray, cam: Camera) -> list[Skeletons]:
@@ -409,10 +416,19 @@ class Pipeline:
             evidence["mask"] = (torch.from_numpy(grids), torch.from_numpy(box))
         return evidence
 
-    def _prune_shapes(self) -> None:
-        """Forget the per-track shapes of tracks the tracker dropped."""
+    def _track(self, people: list, rgb: np.ndarray, kept: list[int]) -> dict:
+        """Track ids for the people ``kept`` (detection index -> :class:`TrackedPerson`)."""
+        features = None
+        if self.config.track_appearance:
+            from s2m_model.tracking.appearance import color_histogram
+
+            features = [color_histogram(rgb, d) for d in people]
+        tracked = self.tracker.update(people, features)
+        return dict(zip(kept, tracked, strict=True))  # min_hits 1: one per detection
+
+    def _prune_shapes(self, alive: list[int]) -> None:
+        """Forget the per-track shapes of tracks the tracker dropped (``alive``: the ids kept)."""
         if self._refiners and self.config.temporal:
-            alive = list(self.tracker.tracks)
             for refiner in self._refiners.values():
                 refiner.tracks.prune(alive)
 
@@ -633,12 +649,16 @@ class Pipeline:
 
     # -- bookkeeping --------------------------------------------------------------------------
     def _finish(
-        self, results: list, timings: dict[str, float], t_start: float, empty_dim: int = 2
+        self, results: list, timings: dict[str, float], t_start: float, mode: str
     ) -> list[PersonResult]:
-        """Close a call: drop unplaced people, stamp timings; with nobody, age the tracks."""
+        """Close a call (``mode`` ``"image"`` or ``"skeleton"``): drop unplaced people, stamp
+        timings; with nobody, age that mode's tracks."""
         out = [r for r in results if r is not None]
         if not results and self.config.temporal:
-            self.tracker.update(np.zeros((0, 1, empty_dim)))
+            if mode == "image":
+                self.tracker.update([])
+            else:
+                self.skeleton_tracker.update(np.zeros((0, 1, 3)))
         timings["total"] = (time.perf_counter() - t_start) * 1e3
         for r in out:
             r.timings_ms = dict(timings)

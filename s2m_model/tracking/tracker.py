@@ -13,6 +13,13 @@ Each frame, :meth:`MultiPersonTracker.update` assigns the frame's
    rounds: tracks seen in the previous frame first, then tracks coasting through an occlusion
    (whose predicted box is widened with the frames missed). Pairs costing more than
    ``max_cost`` are not matched.
+3b. **Re-identify** (only with appearance features): a detection still unmatched is given the
+   id of a confirmed track that lost its person (coasting, or deleted at most ``reid_max_age``
+   frames ago) when their colours agree (cosine >= ``reid_min_similarity``) and the detection
+   is within ``reid_radius`` x the track's usual box diagonal of where the track was last seen:
+   a person who moved fast or far while undetected (a jump, a crouch the detector missed) keeps
+   their id instead of starting a new one. The usual diagonal is a running mean, so the last,
+   often partial, detection before a loss does not shrink the search.
 4. **Birth / death**: an unmatched detection starts a *tentative* track; it is confirmed after
    ``min_hits`` consecutive matches (a tentative track missed once is dropped). A confirmed track
    survives ``max_age`` frames without a match (coasting) and is then deleted.
@@ -26,6 +33,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from typing import Any
 
 import numpy as np
 from scipy.optimize import linear_sum_assignment
@@ -53,6 +61,12 @@ class TrackerConfig:
             model).
         coast_growth: the predicted box of a coasting track grows by this fraction per frame
             missed (its position is less certain).
+        reid_min_similarity: appearance cosine a lost track and a detection need for
+            re-identification, in [0, 1] (1: off).
+        reid_radius: how far (in the track's usual box diagonals) from where a track was last
+            seen a detection may be re-identified as it (0: off).
+        reid_max_age: frames a deleted confirmed track is remembered for re-identification
+            only (never output; 0: only coasting tracks are re-identified).
     """
 
     min_hits: int = 2
@@ -65,6 +79,9 @@ class TrackerConfig:
     keypoint_sigma: float = 0.15
     velocity_smoothing: float = 0.5
     coast_growth: float = 0.1
+    reid_min_similarity: float = 0.9
+    reid_radius: float = 1.5
+    reid_max_age: int = 30
 
     def __post_init__(self) -> None:
         if self.min_hits < 1 or self.max_age < 0:
@@ -75,7 +92,10 @@ class TrackerConfig:
             raise ValueError(f"cost weights must be >= 0 with iou + keypoint > 0, got {weights}")
         if not 0.0 < self.max_cost <= 1.0:
             raise ValueError(f"max_cost must be in (0, 1], got {self.max_cost}")
-        for name in ("min_keypoint_confidence", "velocity_smoothing"):
+        if self.reid_radius < 0 or self.reid_max_age < 0:
+            raise ValueError(f"reid_radius and reid_max_age must be >= 0, got "
+                             f"{self.reid_radius}, {self.reid_max_age}")
+        for name in ("min_keypoint_confidence", "velocity_smoothing", "reid_min_similarity"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
         if self.keypoint_sigma <= 0 or self.coast_growth < 0:
@@ -91,17 +111,21 @@ class TrackedPerson:
         detection: this frame's detection of the person.
         hits: frames the track has been matched in so far.
         age: frames since the track was born.
+        state: the track's caller-owned state (e.g. its temporal filters); the same dict in
+            every frame of the track.
     """
 
     track_id: int
     detection: Detection
     hits: int
     age: int
+    state: dict[str, Any] = field(default_factory=dict)
 
 
 @dataclass
 class Track:
-    """A tracker's state for one person (boxes ``x0, y0, x1, y1`` in pixels)."""
+    """A tracker's state for one person (boxes ``x0, y0, x1, y1`` in pixels); ``state`` is the
+    caller's (see :attr:`TrackedPerson.state`)."""
 
     track_id: int
     box: np.ndarray
@@ -112,6 +136,13 @@ class Track:
     age: int = 1
     missed: int = 0
     confirmed: bool = False
+    state: dict[str, Any] = field(default_factory=dict)
+    diagonal: float = 0.0
+    """Running mean of the matched boxes' diagonals (pixels; 0 before the first box)."""
+
+    def __post_init__(self) -> None:
+        if self.diagonal <= 0.0:
+            self.diagonal = box_diagonal(self.box)
 
     def predicted(self, coast_growth: float) -> tuple[np.ndarray, np.ndarray]:
         """Box and keypoints one frame after the last update (``missed + 1`` frames of motion),
@@ -138,6 +169,37 @@ def keypoint_similarity(a: np.ndarray, b: np.ndarray, box: np.ndarray, *,
     return float(np.exp(-d2 / (2.0 * (sigma * scale) ** 2)).mean())
 
 
+def box_diagonal(box: np.ndarray) -> float:
+    """Diagonal of an ``x0, y0, x1, y1`` box (pixels)."""
+    return float(np.hypot(box[2] - box[0], box[3] - box[1]))
+
+
+def cosine(a: np.ndarray, b: np.ndarray) -> float:
+    """Cosine similarity of two feature vectors (0 if either is zero)."""
+    return float(a @ b / max(np.linalg.norm(a) * np.linalg.norm(b), 1e-12))
+
+
+def reid_costs(tracks: Sequence[Track], detections: Sequence[Detection],
+               features: Sequence[np.ndarray], config: TrackerConfig) -> np.ndarray:
+    """``(T, D)`` re-identification costs ``1 - cosine`` of lost tracks and detections;
+    :data:`IMPOSSIBLE` below ``reid_min_similarity`` or beyond ``reid_radius`` x the track's
+    usual diagonal from the centre of its last box."""
+    cost = np.full((len(tracks), len(detections)), IMPOSSIBLE)
+    for i, track in enumerate(tracks):
+        if track.appearance is None:
+            continue
+        centre = 0.5 * (track.box[:2] + track.box[2:])
+        reach = config.reid_radius * track.diagonal
+        for j, det in enumerate(detections):
+            box = det.bbox.astype(np.float64)
+            if np.hypot(*(0.5 * (box[:2] + box[2:]) - centre)) > reach:
+                continue
+            sim = cosine(features[j], track.appearance)
+            if sim >= config.reid_min_similarity:
+                cost[i, j] = 1.0 - sim
+    return cost
+
+
 def pair_costs(tracks: Sequence[Track], detections: Sequence[Detection],
                features: Sequence[np.ndarray] | None, config: TrackerConfig) -> np.ndarray:
     """``(T, D)`` costs in [0, 1] (:data:`IMPOSSIBLE` for pairs that must not match)."""
@@ -157,9 +219,7 @@ def pair_costs(tracks: Sequence[Track], detections: Sequence[Detection],
             if sim is not None:
                 terms.append((config.keypoint_weight, 1.0 - sim))
             if features is not None and track.appearance is not None and config.appearance_weight:
-                f = features[j]
-                cos = float(f @ track.appearance / max(
-                    np.linalg.norm(f) * np.linalg.norm(track.appearance), 1e-12))
+                cos = cosine(features[j], track.appearance)
                 terms.append((config.appearance_weight, 1.0 - max(cos, 0.0)))
             total = sum(w for w, _ in terms)
             cost[i, j] = sum(w * c for w, c in terms) / max(total, 1e-12)
@@ -176,14 +236,22 @@ class MultiPersonTracker:
     def __init__(self, config: TrackerConfig | None = None) -> None:
         self.config = config or TrackerConfig()
         self.tracks: list[Track] = []
+        self.lost: list[Track] = []
+        """Deleted confirmed tracks kept ``reid_max_age`` frames for re-identification only."""
         self._next_id = 1
         self.frame = 0
 
     def reset(self) -> None:
         """Forget all tracks (start of a new stream); ids start again at 1."""
         self.tracks = []
+        self.lost = []
         self._next_id = 1
         self.frame = 0
+
+    @property
+    def track_ids(self) -> list[int]:
+        """Ids of the tracks alive (confirmed, tentative and coasting)."""
+        return [t.track_id for t in self.tracks]
 
     def update(self, detections: Sequence[Detection],
                features: Sequence[np.ndarray] | None = None) -> list[TrackedPerson]:
@@ -210,30 +278,50 @@ class MultiPersonTracker:
         self.frame += 1
         assigned: dict[int, int] = {}  # detection index -> track index
         free = list(range(len(dets)))
-        # Round 1: tracks seen last frame; round 2: coasting tracks, on what is left.
-        for coasting in (False, True):
-            idx = [i for i, t in enumerate(self.tracks) if (t.missed > 0) == coasting]
+        # Round 1: tracks seen last frame; round 2: coasting tracks, on what is left; round 3:
+        # re-identification of confirmed tracks still unmatched (coasting or lost), by appearance.
+        reid = feats is not None and cfg.reid_radius > 0 and cfg.reid_min_similarity < 1
+        n_alive = len(self.tracks)
+        self.tracks.extend(self.lost)  # indices >= n_alive: lost tracks, reid round only
+        for round_ in ("seen", "coasting", "reid"):
+            if round_ == "reid":
+                if not reid:
+                    break
+                taken_tracks = set(assigned.values())
+                idx = [i for i, t in enumerate(self.tracks)
+                       if t.confirmed and t.missed > 0 and i not in taken_tracks]  # fmt: skip
+            else:
+                idx = [i for i, t in enumerate(self.tracks[:n_alive])
+                       if (t.missed > 0) == (round_ == "coasting")]  # fmt: skip
             if not idx or not free:
                 continue
-            cost = pair_costs([self.tracks[i] for i in idx], [dets[j] for j in free], feats and
-                              [feats[j] for j in free], cfg)
+            tracks, candidates = [self.tracks[i] for i in idx], [dets[j] for j in free]
+            if round_ == "reid":
+                cost, limit = reid_costs(tracks, candidates, [feats[j] for j in free], cfg), 1.0
+            else:
+                cost = pair_costs(tracks, candidates, feats and [feats[j] for j in free], cfg)
+                limit = cfg.max_cost
             rows, cols = linear_sum_assignment(cost)
             taken = []
             for r, c in zip(rows, cols, strict=True):
-                if cost[r, c] <= cfg.max_cost:
+                if cost[r, c] <= limit:
                     assigned[free[c]] = idx[r]
                     taken.append(free[c])
             free = [j for j in free if j not in taken]
         owner: dict[int, Track] = {j: self.tracks[ti] for j, ti in assigned.items()}
         for j, track in owner.items():
             self._correct(track, dets[j], None if feats is None else feats[j])
-        survivors = []
+        survivors, lost = [], []
         for track in self.tracks:
             if not any(track is t for t in owner.values()):
                 track.missed += 1
                 track.age += 1
                 if not track.confirmed or track.missed > cfg.max_age:
-                    continue  # a tentative track missed once, or too long unseen: deleted
+                    # A tentative track missed once, or too long unseen: deleted, but a
+                    # confirmed one is remembered a while for re-identification.
+                    if track.confirmed and track.missed <= cfg.max_age + cfg.reid_max_age:
+                        lost.append(track)
+                    continue
             survivors.append(track)
         for j in free:
             d = dets[j]
@@ -244,8 +332,8 @@ class MultiPersonTracker:
             self._next_id += 1
             survivors.append(track)
             owner[j] = track
-        self.tracks = survivors
-        return [TrackedPerson(owner[j].track_id, d, owner[j].hits, owner[j].age)
+        self.tracks, self.lost = survivors, lost
+        return [TrackedPerson(owner[j].track_id, d, owner[j].hits, owner[j].age, owner[j].state)
                 for j, d in enumerate(dets) if owner[j].confirmed]
 
     def _correct(self, track: Track, det: Detection, feature: np.ndarray | None) -> None:
@@ -264,6 +352,7 @@ class MultiPersonTracker:
         kps[weak, :2] = track.keypoints[weak, :2] + shift
         kps[weak, 2] = 0.8 * track.keypoints[weak, 2]  # fading trust in remembered points
         track.box = box
+        track.diagonal = 0.8 * track.diagonal + 0.2 * box_diagonal(box)
         track.keypoints = kps
         if feature is not None:
             track.appearance = feature if track.appearance is None else \
