@@ -14,6 +14,8 @@ then prints one JSON object:
 - ``rss_mb`` {start, end} of s2m_node (start: after ``--warmup`` seconds), ``rss_growth_pct``;
 - ``latency_ms`` {p50, p95, p99, ...}: publish stamp -> BodyArray received, per output;
 - ``output_hz``: BodyArrays received per second of streaming;
+- ``node_stage_ms``: the node's own stage timings over its last seconds (its /diagnostics:
+  ``total`` is arrival -> published, ``age`` the frame stamp's age when published);
 - baseline, same run and frames: ``pipeline_inprocess_ms`` (``Pipeline.process`` in this
   process, no ROS), with ``--baseline-frames`` > 0.
 
@@ -71,6 +73,26 @@ def node_counters(diagnostics: list) -> dict[str, int] | None:
             if status.name.startswith("s2m_node") and "frames_in" in values:
                 return {name: int(values[key]) for key, name in keys.items()}
     return None
+
+
+def node_stage_ms(diagnostics: list) -> dict[str, dict[str, float]]:
+    """The node's own per-stage latency over its last seconds (``{stage: {median, p95}}`` ms,
+    from ``latency_<stage>_median_ms`` / ``_p95_ms`` of its last /diagnostics message): where
+    the time between a frame's arrival and its outputs goes."""
+    for msg in reversed(diagnostics):
+        for status in msg.status:
+            if not status.name.startswith("s2m_node"):
+                continue
+            stages: dict[str, dict[str, float]] = {}
+            for kv in status.values:
+                for stat in ("median", "p95"):
+                    suffix = f"_{stat}_ms"
+                    if kv.key.startswith("latency_") and kv.key.endswith(suffix):
+                        stage = kv.key[len("latency_"):-len(suffix)]
+                        stages.setdefault(stage, {})[stat] = float(kv.value)
+            if stages:
+                return stages
+    return {}
 
 
 def baseline(frames: list[np.ndarray], count: int) -> dict:
@@ -205,6 +227,7 @@ def main(argv: list[str] | None = None) -> int:
             spin_until(executor, settled, 15.0)
             spin_until(executor, lambda: False, 1.5)  # the next diagnostics, to be sure
             after = node_counters(diagnostics) or {}
+            stages = node_stage_ms(diagnostics)
     finally:
         tail = stop_process(child)
     counts = {k: after.get(k, 0) - before.get(k, 0) for k in ("frames_in", *after) if k}
@@ -230,6 +253,7 @@ def main(argv: list[str] | None = None) -> int:
                 **{k: v for k, v in lat.items() if k not in ("median", "p95", "p99")},
             },
             "output_hz": round(out_count / streamed_s, 2),
+            "node_stage_ms": stages,
             "streamed_s": round(streamed_s, 1),
             "node_exit": tail.splitlines()[0] if tail else "",
         }

@@ -282,6 +282,30 @@ def test_process_nobody_and_bad_images(body32):
         pipe.process(_image(), camera=(1.0, 2.0))
 
 
+def test_second_reading_of_a_tracked_person_is_dropped_and_counted(body32):
+    """A detection mostly inside a tracked person's box (the detector read them twice) gets no
+    body and no id of its own; it is counted as ``duplicate_people``; a second person beside
+    them still gets a body."""
+    scene_a = Scene(body32, transl=(-0.6, 0.1, 4.0))
+    scene_b = Scene(body32, yaw=-0.5, transl=(0.8, 0.1, 4.5))
+    lifter = OracleLifter()
+    kp_a, kp_b = _keypoints(scene_a.uv), _keypoints(scene_b.uv)
+    centre = kp_a[:, :2].mean(0)
+    kp_twin = kp_a.copy()
+    kp_twin[:, :2] = centre + 0.6 * (kp_a[:, :2] - centre)  # a shrunken reading, inside a's box
+    for kp, scene in ((kp_a, scene_a), (kp_b, scene_b), (kp_twin, scene_a)):
+        lifter.register(kp, scene.h36_rel)
+    frames = [[kp_a], [kp_a], [kp_a, kp_twin, kp_b], [kp_a, kp_twin, kp_b]]
+    pipe = _pipeline(body32, frames, lifter, compute_vertices=False, dik_backend="eager")
+    outs = [pipe.process(_image(), stamp=i / 30.0) for i in range(len(frames))]
+    first = outs[0][0].track_id
+    for res in outs[2:]:
+        assert len(res) == 2 and res[0].track_id == first and res[1].track_id != first
+        np.testing.assert_allclose(res[0].keypoints_2d, kp_a)
+        np.testing.assert_allclose(res[1].keypoints_2d, kp_b)
+    assert pipe.counters["duplicate_people"] == 2
+
+
 def test_temporal_tracks_and_smooths(body32):
     rng = np.random.default_rng(0)
     scene_a = Scene(body32, transl=(-0.6, 0.1, 4.0))

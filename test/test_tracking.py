@@ -174,6 +174,31 @@ def test_reidentification_after_deletion_and_a_partial_last_box():
         TrackerConfig(reid_max_age=-1)
 
 
+def test_a_second_reading_inside_a_tracked_person_starts_no_track():
+    """A detection mostly inside a tracked person's detection (the detector read them twice) is
+    not output and cannot take the id over; a newcomer elsewhere, or the same overlap with
+    ``birth_overlap`` off, starts a track."""
+    def clip(config: TrackerConfig) -> tuple[list[list[int]], int]:
+        tracker = MultiPersonTracker(config)
+        for _ in range(3):
+            man = tracker.update([person(200, 300)])[0].track_id
+        frames = []
+        for _ in range(2):  # a second, shorter reading of him, plus a newcomer far away
+            out = tracker.update([person(205, 300), person(210, 330, h=140), person(560, 300)])
+            frames.append([r.track_id for r in out])
+        frames.append([r.track_id for r in tracker.update([person(212, 328, h=150)])])
+        return frames, man
+
+    frames, man = clip(TrackerConfig(min_hits=1))
+    newcomer = frames[0][1]
+    assert frames[:2] == [[man, newcomer]] * 2 and newcomer != man
+    assert frames[2] == [man]  # only the short box is left: still him
+    frames, man = clip(TrackerConfig(min_hits=1, birth_overlap=1.5))  # off
+    assert len(frames[0]) == 3 and len(set(frames[0])) == 3
+    with pytest.raises(ValueError, match="birth_overlap"):
+        TrackerConfig(birth_overlap=0.0)
+
+
 def test_keypoint_similarity():
     a = person(200, 200).keypoints
     box = np.array([0, 0, 100, 200])

@@ -19,7 +19,8 @@ same way for both (:mod:`s2m_model.pipeline.placement`).
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import dataclasses
+from collections.abc import Container, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -35,6 +36,7 @@ __all__ = [
     "has_fused_inputs",
     "has_world_landmarks",
     "lift_keypoints",
+    "only_people",
     "world_landmarks",
 ]
 
@@ -59,6 +61,15 @@ class Skeletons:
     fmt: Any
     confidence: np.ndarray
     lifter: str
+
+
+def only_people(group: Skeletons, people: Container[int]) -> Skeletons:
+    """The rows of ``group`` whose person index is in ``people`` (may leave none)."""
+    rows = [r for r, i in enumerate(group.people) if i in people]
+    if len(rows) == len(group.people):
+        return group
+    return dataclasses.replace(group, people=[group.people[r] for r in rows],
+                               joints=group.joints[rows], confidence=group.confidence[rows])
 
 
 def has_world_landmarks(det) -> bool:

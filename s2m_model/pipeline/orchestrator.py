@@ -29,6 +29,7 @@ from s2m_model.pipeline.front_end import (
     has_fused_inputs,
     has_world_landmarks,
     lift_keypoints,
+    only_people,
     world_landmarks,
 )
 from s2m_model.pipeline.placement import COCO_HIPS, place_in_camera, skeleton_translation
@@ -50,6 +51,8 @@ COUNTERS: dict[str, str] = {
     "lifter_rejected": "people the s2m lifter could not normalise (dropped)",
     "lifter_non_finite": "frames whose s2m lifter output was not finite (people dropped)",
     "dik_non_finite": "people DIK returned a non-finite pose for (dropped)",
+    "duplicate_people": "detections dropped as a second reading of a tracked person (mostly "
+    "inside their box; TrackerConfig.birth_overlap)",
     "unplaced": "people that could not be placed in front of the camera (dropped)",
     "fit_failed": "people whose image fit (refine_fit) went wrong: no step lowered its cost, "
     "or its 2D keypoint error ended more than FitConfig.worse_px (1 px) above the start "
@@ -268,6 +271,10 @@ class Pipeline:
             if cfg.temporal:
                 with stopwatch_ms(timings, "track"):
                     tracks = self._track([people[i] for i in kept], rgb, kept)
+                if len(tracks) < len(kept):  # second readings of tracked people: dropped
+                    self.counters["duplicate_people"] += len(kept) - len(tracks)
+                    kept = [i for i in kept if i in tracks]
+                    groups = [g for g in (only_people(g, tracks) for g in groups) if g.people]
             by_person: dict[int, PersonResult | None] = {}
             for group in groups:
                 group_tracks = None if tracks is None else [tracks[i] for i in group.people]
@@ -417,14 +424,15 @@ class Pipeline:
         return evidence
 
     def _track(self, people: list, rgb: np.ndarray, kept: list[int]) -> dict:
-        """Track ids for the people ``kept`` (detection index -> :class:`TrackedPerson`)."""
+        """Track ids for the people ``kept`` (detection index -> :class:`TrackedPerson`); a
+        person the tracker took for a second reading of a tracked one has no entry."""
         features = None
         if self.config.track_appearance:
             from s2m_model.tracking.appearance import color_histogram
 
             features = [color_histogram(rgb, d) for d in people]
-        tracked = self.tracker.update(people, features)
-        return dict(zip(kept, tracked, strict=True))  # min_hits 1: one per detection
+        tracked = {id(t.detection): t for t in self.tracker.update(people, features)}
+        return {i: tracked[id(d)] for i, d in zip(kept, people, strict=True) if id(d) in tracked}
 
     def _prune_shapes(self, alive: list[int]) -> None:
         """Forget the per-track shapes of tracks the tracker dropped (``alive``: the ids kept)."""

@@ -20,9 +20,14 @@ Each frame, :meth:`MultiPersonTracker.update` assigns the frame's
    a person who moved fast or far while undetected (a jump, a crouch the detector missed) keeps
    their id instead of starting a new one. The usual diagonal is a running mean, so the last,
    often partial, detection before a loss does not shrink the search.
-4. **Birth / death**: an unmatched detection starts a *tentative* track; it is confirmed after
-   ``min_hits`` consecutive matches (a tentative track missed once is dropped). A confirmed track
-   survives ``max_age`` frames without a match (coasting) and is then deleted.
+4. **Birth / death**: an unmatched detection starts a *tentative* track, unless at least
+   ``birth_overlap`` of its box lies inside the box of a detection matched to a confirmed track
+   in this frame (a second reading of a tracked person, which would otherwise take the id over
+   in the next frames: seen on the demo clip when the man lands from his jump; the price: a
+   small person wholly in front of a tracked one is picked up only once they stand apart); it
+   is confirmed after ``min_hits`` consecutive matches (a tentative track missed once is
+   dropped). A confirmed track survives ``max_age`` frames without a match (coasting) and is
+   then deleted.
 
 Only confirmed tracks matched in this frame are returned, each as a :class:`TrackedPerson`
 with its ``track_id``: a coasting track is never output (no stale people). Ids start at 1 and
@@ -67,6 +72,9 @@ class TrackerConfig:
             seen a detection may be re-identified as it (0: off).
         reid_max_age: frames a deleted confirmed track is remembered for re-identification
             only (never output; 0: only coasting tracks are re-identified).
+        birth_overlap: an unmatched detection with at least this fraction of its box inside a
+            tracked person's detection starts no track and is not output, in (0, 1] (1:
+            only boxes wholly inside; pass a value above 1 to turn it off).
     """
 
     min_hits: int = 2
@@ -82,6 +90,7 @@ class TrackerConfig:
     reid_min_similarity: float = 0.9
     reid_radius: float = 1.5
     reid_max_age: int = 30
+    birth_overlap: float = 0.6
 
     def __post_init__(self) -> None:
         if self.min_hits < 1 or self.max_age < 0:
@@ -98,6 +107,8 @@ class TrackerConfig:
         for name in ("min_keypoint_confidence", "velocity_smoothing", "reid_min_similarity"):
             if not 0.0 <= getattr(self, name) <= 1.0:
                 raise ValueError(f"{name} must be in [0, 1], got {getattr(self, name)}")
+        if self.birth_overlap <= 0:
+            raise ValueError(f"birth_overlap must be > 0, got {self.birth_overlap}")
         if self.keypoint_sigma <= 0 or self.coast_growth < 0:
             raise ValueError("keypoint_sigma must be > 0 and coast_growth >= 0")
 
@@ -172,6 +183,16 @@ def keypoint_similarity(a: np.ndarray, b: np.ndarray, box: np.ndarray, *,
 def box_diagonal(box: np.ndarray) -> float:
     """Diagonal of an ``x0, y0, x1, y1`` box (pixels)."""
     return float(np.hypot(box[2] - box[0], box[3] - box[1]))
+
+
+def box_inside_fraction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(N, M)``: the fraction of each of the ``(N, 4)`` boxes ``a`` that lies inside each of
+    the ``(M, 4)`` boxes ``b`` (``x0, y0, x1, y1``; 0 for an empty box)."""
+    lt = np.maximum(a[:, None, :2], b[None, :, :2])
+    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
+    inter = np.clip(rb - lt, 0.0, None).prod(-1)
+    area = np.clip(a[:, 2:] - a[:, :2], 0.0, None).prod(-1)
+    return np.where(area[:, None] > 0, inter / np.maximum(area[:, None], 1e-12), 0.0)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
@@ -323,7 +344,7 @@ class MultiPersonTracker:
                         lost.append(track)
                     continue
             survivors.append(track)
-        for j in free:
+        for j in self._births(dets, free, owner):
             d = dets[j]
             track = Track(self._next_id, d.bbox.astype(np.float64).copy(),
                           d.keypoints.astype(np.float64).copy(),
@@ -334,7 +355,19 @@ class MultiPersonTracker:
             owner[j] = track
         self.tracks, self.lost = survivors, lost
         return [TrackedPerson(owner[j].track_id, d, owner[j].hits, owner[j].age, owner[j].state)
-                for j, d in enumerate(dets) if owner[j].confirmed]
+                for j, d in enumerate(dets) if j in owner and owner[j].confirmed]
+
+    def _births(self, dets: Sequence[Detection], free: list[int],
+                owner: dict[int, Track]) -> list[int]:
+        """The unmatched detections that start a track: not ``birth_overlap`` inside a
+        detection matched to a confirmed track."""
+        held = [dets[j].bbox for j, t in owner.items() if t.confirmed]
+        if not held or not free or self.config.birth_overlap > 1.0:
+            return free
+        boxes = np.asarray([dets[j].bbox for j in free], dtype=np.float64)
+        inside = box_inside_fraction(boxes, np.asarray(held, dtype=np.float64)).max(1)
+        return [j for j, f in zip(free, inside, strict=True)
+                if f < self.config.birth_overlap]  # fmt: skip
 
     def _correct(self, track: Track, det: Detection, feature: np.ndarray | None) -> None:
         """Update a matched track with its detection (velocity, box, keypoints, appearance)."""
