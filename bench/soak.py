@@ -120,6 +120,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument(
         "--max-rate-hz", type=float, default=None, help="s2m_node max_rate_hz (default: its own)"
     )
+    parser.add_argument("--no-pipelined", action="store_true",
+                        help="s2m_node pipelined:=false (detector and estimate in one thread)")
     parser.add_argument("--warmup", type=float, default=10.0, help="seconds before rss start")
     parser.add_argument("--baseline-frames", type=int, default=60, help="0: no baseline")
     parser.add_argument("--startup-timeout", type=float, default=180.0)
@@ -146,6 +148,8 @@ def main(argv: list[str] | None = None) -> int:
     ]  # fmt: skip
     if args.max_rate_hz is not None:
         node_cmd += ["-p", f"max_rate_hz:={float(args.max_rate_hz)}"]
+    if args.no_pipelined:
+        node_cmd += ["-p", "pipelined:=false"]
     log = Path(tempfile.mkdtemp(prefix="s2m_soak_")) / "s2m_node.log"
     with log.open("w") as log_file:
         child = subprocess.Popen(node_cmd, env=ros_env(domain), stdout=log_file, stderr=log_file)
@@ -155,6 +159,7 @@ def main(argv: list[str] | None = None) -> int:
         "fps": args.fps,
         "seconds": args.seconds,
         "max_rate_hz": args.max_rate_hz,
+        "pipelined": not args.no_pipelined,
         "fastdds_profile": profile,
     }
     try:

@@ -25,7 +25,8 @@ class NodeStats:
     """Thread-safe counters and per-frame timings of ``s2m_node``.
 
     Every input frame ends up in exactly one of processed, dropped (replaced in the input queue
-    before the worker took it) or failed (bad frame or pipeline error); frames in flight are
+    before the worker took it, or between the two stages of a pipelined node) or failed (bad
+    frame or pipeline error); frames in flight are
     ``frames_in - processed - dropped - failed``.
     """
 
@@ -50,6 +51,12 @@ class NodeStats:
             self.frames_in += 1
             self.dropped += dropped
             self._recent_in.append(time.monotonic())
+
+    def drop(self) -> None:
+        """One frame that had been taken from the input queue was replaced before its second
+        stage took it (``pipelined``): dropped like a frame replaced in the input queue."""
+        with self._lock:
+            self.dropped += 1
 
     def done(
         self,

@@ -118,8 +118,18 @@ class S2MNode(Node):
         self._create_publishers(p)
         self._create_subscriptions(p)
         self.create_timer(DIAGNOSTICS_PERIOD_S, self._publish_diagnostics)
-        self._worker = threading.Thread(target=self._work, name="s2m_worker", daemon=True)
-        self._worker.start()
+        # pipelined: this thread decodes and detects, a second one estimates and publishes
+        self._pipelined = bool(p["pipelined"]) and p["input_mode"] != "skeleton" \
+            and self.processor.two_stage
+        self._handoff = FrameQueue(p["input_queue_size"])  # the same depth between the stages
+        self._in_stage2 = 0  # frames handed to the second stage and not yet finished/replaced
+        self._stage2_done = threading.Condition()
+        self._workers = [threading.Thread(target=self._work, name="s2m_worker", daemon=True)]
+        if self._pipelined:
+            self._workers.append(threading.Thread(target=self._work_finish, name="s2m_estimate",
+                                                  daemon=True))  # fmt: skip
+        for worker in self._workers:
+            worker.start()
         self.get_logger().info(
             f"{p['input_mode']} mode: {self.input_topic} -> {self.pub_bodies.topic_name} "
             f"(body model {self.processor.model_name}, "
@@ -225,21 +235,61 @@ class S2MNode(Node):
                 continue
             rate = self.params["max_rate_hz"]
             next_time = time.monotonic() + (1.0 / rate if rate > 0 else 0.0)
-            self._handle(*item)
+            kind, msg, received = item
+            try:
+                prepared = self.processor.prepare(kind, msg, drain=self._drain
+                                                  if self._pipelined else None)  # fmt: skip
+            except Exception as exc:  # a bad frame must not stop the node
+                self._failed(exc)
+                continue
+            if not self._pipelined:
+                self._finish(prepared, received)
+                continue
+            with self._stage2_done:
+                self._in_stage2 += 1
+            if self._handoff.put((prepared, received)):
+                self.stats.drop()  # the second stage was still busy with an older frame
+                self._stage2_left()
 
-    def _handle(self, kind: str, msg: Any, received: float) -> None:
+    def _work_finish(self) -> None:
+        """The second stage of a pipelined node: bodies, messages, publishing."""
+        while not self._stop.is_set():
+            item = self._handoff.get(timeout=0.1)
+            if item is not None:
+                try:
+                    self._finish(*item)
+                finally:
+                    self._stage2_left()
+
+    def _stage2_left(self) -> None:
+        """A frame left the second stage (finished, failed or replaced)."""
+        with self._stage2_done:
+            self._in_stage2 -= 1
+            self._stage2_done.notify_all()
+
+    def _drain(self) -> None:
+        """Wait until the second stage has finished every frame handed to it (the pipeline is
+        about to be reset); gives up after 10 s or at shutdown."""
+        with self._stage2_done:
+            self._stage2_done.wait_for(lambda: self._in_stage2 <= 0 or self._stop.is_set(),
+                                       timeout=10.0)  # fmt: skip
+
+    def _failed(self, exc: Exception) -> None:
+        if self._stop.is_set() or not self.context.ok():
+            return  # shutting down (Ctrl-C, SIGTERM): publishers may already be gone
+        self.stats.fail(exc)
+        self.get_logger().warning(
+            f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0
+        )
+
+    def _finish(self, prepared: Any, received: float) -> None:
         try:
-            out = self.processor.process(kind, msg)
+            out = self.processor.finish(prepared)
             t0 = time.perf_counter()
             self._publish(out)
             out.timings_ms["publish"] = (time.perf_counter() - t0) * 1e3
         except Exception as exc:  # a bad frame or a pipeline bug must not stop the node
-            if self._stop.is_set() or not self.context.ok():
-                return  # shutting down (Ctrl-C, SIGTERM): publishers may already be gone
-            self.stats.fail(exc)
-            self.get_logger().warning(
-                f"frame failed: {type(exc).__name__}: {exc}", throttle_duration_sec=5.0
-            )
+            self._failed(exc)
             return
         out.timings_ms["total"] = (time.perf_counter() - received) * 1e3
         age_ns = self.get_clock().now().nanoseconds - convert.stamp_to_ns(out.header.stamp)
@@ -295,14 +345,16 @@ class S2MNode(Node):
     # -- shutdown --------------------------------------------------------------------------
     def idle(self) -> bool:
         """True when no frame is queued or being processed."""
-        return len(self._queue) == 0 and self.stats.idle()
+        return len(self._queue) == 0 and len(self._handoff) == 0 and self.stats.idle()
 
     def close(self) -> None:
         """Stop the worker (idempotent); call before ``destroy_node``."""
         self._stop.set()
         self._queue.close()
-        if self._worker.is_alive() and self._worker is not threading.current_thread():
-            self._worker.join(timeout=10.0)
+        self._handoff.close()
+        for worker in self._workers:
+            if worker.is_alive() and worker is not threading.current_thread():
+                worker.join(timeout=10.0)
         if getattr(self, "hri", None) is not None:
             self.hri.close()
 

@@ -13,7 +13,7 @@ z forward; or ``camera_frame``), metres, stamped with the input's stamp.
 from __future__ import annotations
 
 import time
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -119,6 +119,30 @@ def warm_up(pipeline: Any, image_mode: bool) -> float:
 
 
 @dataclass
+class Prepared:
+    """One input frame between :meth:`FrameProcessor.prepare` and :meth:`FrameProcessor.finish`.
+
+    Attributes:
+        kind: ``"image"``, ``"compressed"`` or ``"skeleton"``.
+        stamp_ns: the message's stamp. frame_id: the output frame.
+        timings: ``{stage: ms}`` so far (decode).
+        frame: the pipeline's :class:`~s2m_model.pipeline.DetectedFrame` (image input).
+        skeleton: the decoded Skeleton3D (skeleton input).
+        image_size: ``(width, height)`` of image input; None for skeletons.
+        detect_s: seconds spent in the detector stage (image input).
+    """
+
+    kind: str
+    stamp_ns: int
+    frame_id: str
+    timings: dict[str, float]
+    frame: Any = None
+    skeleton: Any = None
+    image_size: tuple[int, int] | None = None
+    detect_s: float = 0.0
+
+
+@dataclass
 class FrameOutput:
     """Everything published for one input frame.
 
@@ -147,7 +171,10 @@ class FrameProcessor:
 
     Args:
         pipeline: an object with ``process(image, camera, stamp)``,
-            ``process_skeleton(joints, fmt, confidence, stamp)`` and ``reset()``.
+            ``process_skeleton(joints, fmt, confidence, stamp)`` and ``reset()``; with
+            ``detect``/``estimate`` too (:class:`~s2m_model.pipeline.Pipeline`), :meth:`prepare`
+            runs the detector and :meth:`finish` the rest, so that the two can overlap in two
+            threads.
         params: node parameters (:func:`s2m_ros.params.check_params`); read on every frame, so
             run-time changes apply to the next frame.
         body: the pipeline's body model (faces, name); default ``pipeline.body``.
@@ -167,6 +194,9 @@ class FrameProcessor:
         self.faces_id = convert.faces_id(self.model_name, self.num_vertices, self.faces)
         self.camera_info: Any = None
         self._last_stamp_ns = -1
+        self.two_stage = callable(getattr(pipeline, "detect", None)) and callable(
+            getattr(pipeline, "estimate", None))  # fmt: skip
+        """Whether the pipeline has ``detect``/``estimate`` halves (prepare runs the detector)."""
 
     def mesh_faces_msg(self, stamp: Any = None) -> Any:
         """The latched s2m_ros/MeshFaces of the body model."""
@@ -199,40 +229,80 @@ class FrameProcessor:
             ValueError: a bad frame (encoding, size, step, data length, NaN skeleton) or
                 non-finite results. Pipeline exceptions propagate unchanged.
         """
+        return self.finish(self.prepare(kind, msg))
+
+    def prepare(self, kind: str, msg: Any, drain: Callable[[], None] | None = None) -> Prepared:
+        """The first half of :meth:`process`: decode the message and, for images, run the
+        detector (:meth:`Pipeline.detect <s2m_model.pipeline.Pipeline.detect>`).
+
+        Args:
+            kind, msg: as :meth:`process`.
+            drain: called before the pipeline is reset (a stamp earlier than the last one: a
+                looped bag) when :meth:`finish` runs in another thread: it must return once
+                every frame prepared before has been finished.
+
+        Raises:
+            ValueError: a bad frame; detector exceptions other than ``DetectorError``.
+        """
         p = self.params
-        timings: dict[str, float] = {}
         t0 = time.perf_counter()
         stamp_ns = convert.stamp_to_ns(msg.header.stamp)
         frame_id = p["camera_frame"] or str(msg.header.frame_id)
-        if stamp_ns < self._last_stamp_ns:
-            self.pipeline.reset()  # time went backwards (a looped bag): forget the tracks
+        if stamp_ns < self._last_stamp_ns:  # time went backwards (a looped bag)
+            if drain is not None:
+                drain()
+            self.pipeline.reset()  # forget the tracks
         self._last_stamp_ns = stamp_ns
+        prepared = Prepared(kind, stamp_ns, frame_id, {})
         if kind == "skeleton":
             if not msg.format:
                 msg.format = p["skeleton_format"]
             skel = convert.skeleton_msg_to_numpy(msg)
             if not np.any(skel.confidences > 0):
                 raise ValueError("skeleton has no valid joint (all NaN or confidence 0)")
-            positions = np.where(skel.confidences[:, None] > 0, skel.positions, np.nan)
-            timings["decode"] = (time.perf_counter() - t0) * 1e3
-            t1 = time.perf_counter()
-            results = self._process_skeleton(skel, positions, stamp_ns)
+            prepared.skeleton = skel
+            prepared.timings["decode"] = (time.perf_counter() - t0) * 1e3
+            return prepared
+        if kind == "compressed":
+            rgb = convert.compressed_image_to_numpy(msg)
         else:
-            if kind == "compressed":
-                rgb = convert.compressed_image_to_numpy(msg)
-            else:
-                rgb = convert.image_to_numpy(msg)
-            timings["decode"] = (time.perf_counter() - t0) * 1e3
-            t1 = time.perf_counter()
-            camera = self.camera(rgb.shape[1], rgb.shape[0])
-            results = list(self.pipeline.process(rgb, camera=camera, stamp=stamp_ns * 1e-9))
+            rgb = convert.image_to_numpy(msg)
+        prepared.timings["decode"] = (time.perf_counter() - t0) * 1e3
+        prepared.image_size = (int(rgb.shape[1]), int(rgb.shape[0]))
+        t1 = time.perf_counter()
+        camera = self.camera(rgb.shape[1], rgb.shape[0])
+        if self.two_stage:
+            prepared.frame = self.pipeline.detect(rgb, camera=camera, stamp=stamp_ns * 1e-9)
+        else:  # a pipeline with process() only: all of it runs in finish()
+            prepared.frame = (rgb, camera)
+        prepared.detect_s = time.perf_counter() - t1
+        return prepared
+
+    def finish(self, prepared: Prepared) -> FrameOutput:
+        """The second half of :meth:`process`: the bodies and the messages to publish.
+
+        Raises:
+            ValueError: non-finite results. Pipeline exceptions propagate unchanged.
+        """
+        timings = dict(prepared.timings)
+        t1 = time.perf_counter()
+        if prepared.skeleton is not None:
+            skel = prepared.skeleton
+            positions = np.where(skel.confidences[:, None] > 0, skel.positions, np.nan)
+            results = self._process_skeleton(skel, positions, prepared.stamp_ns)
+        elif self.two_stage:
+            results = list(self.pipeline.estimate(prepared.frame))
+        else:
+            rgb, camera = prepared.frame
+            results = list(self.pipeline.process(rgb, camera=camera,
+                                                 stamp=prepared.stamp_ns * 1e-9))  # fmt: skip
         t2 = time.perf_counter()
         stages = results[0].timings_ms if results else getattr(self.pipeline, "last_timings", {})
         timings.update({k: float(v) for k, v in stages.items() if k != "total"})
-        timings["pipeline"] = (t2 - t1) * 1e3
-        out = self._messages(results, stamp_ns, frame_id)
-        if kind != "skeleton":
-            out.image_size = (int(rgb.shape[1]), int(rgb.shape[0]))
+        # detection + estimation, without the wait between them when pipelined
+        timings["pipeline"] = (prepared.detect_s + t2 - t1) * 1e3
+        out = self._messages(results, prepared.stamp_ns, prepared.frame_id)
+        out.image_size = prepared.image_size
         out.timings_ms = {**timings, "convert": (time.perf_counter() - t2) * 1e3}
         return out
 

@@ -282,6 +282,33 @@ def test_process_nobody_and_bad_images(body32):
         pipe.process(_image(), camera=(1.0, 2.0))
 
 
+def test_detect_then_estimate_equals_process_also_one_frame_ahead(body32):
+    """The two halves give what ``process`` gives, also when frame t+1 is detected before
+    frame t is estimated (as a pipelined node does)."""
+    rng = np.random.default_rng(3)
+    scene = Scene(body32, transl=(0.1, 0.1, 4.0))
+    lifter = OracleLifter()
+    frames = []
+    for _ in range(4):
+        kp = _keypoints(scene.uv + rng.normal(0, 2.0, scene.uv.shape))
+        lifter.register(kp, scene.h36_rel)
+        frames.append([kp])
+    whole = _pipeline(body32, frames, lifter, compute_vertices=False, dik_backend="eager")
+    halves = _pipeline(body32, frames, lifter, compute_vertices=False, dik_backend="eager")
+    expected = [whole.process(_image(), stamp=i / 30.0) for i in range(4)]
+    detected = [halves.detect(_image(), stamp=0.0)]
+    got = []
+    for i in range(1, 5):
+        if i < 4:
+            detected.append(halves.detect(_image(), stamp=i / 30.0))
+        got.append(halves.estimate(detected[i - 1]))
+    for a, b in zip(expected, got, strict=True):
+        assert len(a) == len(b) == 1 and a[0].track_id == b[0].track_id
+        np.testing.assert_allclose(a[0].joints, b[0].joints, atol=1e-6)
+        np.testing.assert_allclose(a[0].transl, b[0].transl, atol=1e-6)
+    assert halves.counters["frames"] == 4 and "detect" in got[0][0].timings_ms
+
+
 def test_second_reading_of_a_tracked_person_is_dropped_and_counted(body32):
     """A detection mostly inside a tracked person's box (the detector read them twice) gets no
     body and no id of its own; it is counted as ``duplicate_people``; a second person beside

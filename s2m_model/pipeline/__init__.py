@@ -43,7 +43,7 @@ from s2m_model.pipeline.config import (
     PipelineConfig,
     set_torch_threads,
 )
-from s2m_model.pipeline.orchestrator import COUNTERS, STAGES, Pipeline
+from s2m_model.pipeline.orchestrator import COUNTERS, STAGES, DetectedFrame, Pipeline
 from s2m_model.pipeline.placement import MIN_DEPTH_M, estimate_translation
 from s2m_model.results import PersonResult
 
@@ -51,6 +51,7 @@ __all__ = [
     "COCO17_TO_H36M17_CONFIDENCE",
     "COUNTERS",
     "DEFAULT_THREADS",
+    "DetectedFrame",
     "FIELD_RULES",
     "LIFTERS",
     "MIN_DEPTH_M",

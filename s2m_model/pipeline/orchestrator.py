@@ -11,6 +11,7 @@ from __future__ import annotations
 import logging
 import math
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import numpy as np
@@ -39,7 +40,7 @@ from s2m_model.util.timing import stopwatch_ms
 
 log = logging.getLogger(__name__)
 
-__all__ = ["COUNTERS", "STAGES", "Pipeline"]
+__all__ = ["COUNTERS", "STAGES", "DetectedFrame", "Pipeline"]
 
 #: What :attr:`Pipeline.counters` counts (cumulative over the pipeline's life).
 COUNTERS: dict[str, str] = {
@@ -74,6 +75,28 @@ FIT_KEYPOINTS = "coco17"
 MASK_GRID = (64, 48)
 
 
+@dataclass
+class DetectedFrame:
+    """One image frame after the detector (:meth:`Pipeline.detect`), for
+    :meth:`Pipeline.estimate`.
+
+    Attributes:
+        rgb: (H, W, 3) uint8 RGB image.
+        camera: its intrinsics.
+        stamp: capture time (seconds).
+        detections: the detector's people (:class:`~s2m_model.detect.base.Detection`).
+        timings: stage timings so far (``{"detect": ms}``).
+        t_start: ``time.perf_counter()`` when :meth:`Pipeline.detect` started.
+    """
+
+    rgb: np.ndarray
+    camera: Camera
+    stamp: float
+    detections: list
+    timings: dict[str, float]
+    t_start: float
+
+
 class Pipeline:
     """Camera frames (or 3D skeletons) -> SMPL-layout bodies, frame by frame.
 
@@ -86,7 +109,10 @@ class Pipeline:
     The pipeline never changes process-wide settings: set torch's threads in your program
     (:func:`~s2m_model.pipeline.config.set_torch_threads`; the CLIs do it).
 
-    Not thread-safe: use one pipeline per stream. Call :meth:`reset` between streams.
+    Not thread-safe: use one pipeline per stream. Call :meth:`reset` between streams. The one
+    exception: :meth:`detect` and :meth:`estimate` (the two halves of :meth:`process`) may run
+    in two threads, one each, with frames handed over in order: the detector's next frame then
+    overlaps the body estimate of the current one (``s2m_node``'s ``pipelined``).
     """
 
     def __init__(
@@ -239,22 +265,41 @@ class Pipeline:
         Raises:
             ValueError: ``image`` is not a valid image, or ``camera`` is malformed.
         """
+        return self.estimate(self.detect(image, camera=camera, stamp=stamp))
+
+    def detect(self, image: Any, camera: Any = None, stamp: float | None = None) -> DetectedFrame:
+        """The first half of :meth:`process`: check the frame and run the detector on it.
+
+        Args and Raises: as :meth:`process`. A detector failure (``DetectorError``) is counted
+        in ``counters["detector_failures"]`` and gives a frame with no detections.
+
+        Returns:
+            The frame for :meth:`estimate` (frames must be estimated in the order detected).
+        """
         from s2m_model.image import validate_image
 
-        cfg = self.config
         t_start = time.perf_counter()
         rgb = validate_image(image)
         height, width = rgb.shape[:2]
-        cam = Camera.coerce(camera, width, height, cfg.fov_deg)
+        cam = Camera.coerce(camera, width, height, self.config.fov_deg)
         stamp = self._stamp(stamp)
         timings: dict[str, float] = {}
         with stopwatch_ms(timings, "detect"):
             try:
-                detections = self.detector.detect(rgb)
+                detections = list(self.detector.detect(rgb))
             except DetectorError as exc:  # the detector stays usable: count, go on
                 log.warning("detector failed on this frame: %s", exc)
                 self.counters["detector_failures"] += 1
                 detections = []
+        return DetectedFrame(rgb, cam, stamp, detections, timings, t_start)
+
+    def estimate(self, frame: DetectedFrame) -> list[PersonResult]:
+        """The second half of :meth:`process`: the bodies of a :meth:`detect`-ed frame's
+        people (returns and raises as :meth:`process`). ``timings_ms["total"]`` counts from the
+        start of :meth:`detect`, so it includes any wait between the two halves."""
+        cfg = self.config
+        rgb, cam, stamp, detections = frame.rgb, frame.camera, frame.stamp, frame.detections
+        timings, t_start = dict(frame.timings), frame.t_start
         people = self._select(detections)
         if not people:
             return self._finish([], timings, t_start, "image")
