@@ -178,9 +178,9 @@ PARAMS: tuple[ParamSpec, ...] = (
               read_only=False, min_value=0.0, max_value=1000.0),
     ParamSpec("input_queue_size", 1, "frames kept waiting for the worker (1 = newest only; "
               "older frames are dropped)", min_value=1, max_value=100),
-    ParamSpec("pipelined", True, "image input: detect the next frame while the bodies of the "
-              "current one are estimated (two worker threads, frames in order; a higher frame "
-              "rate and less waiting on multi-core machines)"),
+    ParamSpec("pipelined", False, "image input: detect the next frame while the bodies of the "
+              "current one are estimated (two worker threads, frames in order): a higher frame "
+              "rate; on 2 cores also a longer latency (docs/benchmarks.md, Soak)"),
     ParamSpec("output_queue_size", 10, "depth of the output publishers",
               min_value=1, max_value=1000),
     # ---- outputs
