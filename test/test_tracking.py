@@ -199,6 +199,20 @@ def test_a_second_reading_inside_a_tracked_person_starts_no_track():
         TrackerConfig(birth_overlap=0.0)
 
 
+def test_box_width_jumping_with_an_arm_keeps_the_id():
+    """A standing person whose box widens and narrows as an arm goes out and in (the box's right
+    edge jumps by 166 px, the centre hardly moves) keeps one id: the prediction moves the box's
+    centre, it does not extrapolate each edge (which turned the box inside out)."""
+    tracker = MultiPersonTracker(TrackerConfig(min_hits=1))
+    ids = []
+    for right in (800, 830, 900, 950, 956, 790, 795, 800, 950, 792):
+        kps = person(780, 280, width=1280).keypoints
+        kps[:, 2] = 0.1  # keypoints too unsure to match on: the box alone decides
+        det = Detection(kps, np.array([750.0, 115.0, right, 450.0]), 0.9)
+        ids += [r.track_id for r in tracker.update([det], [np.array([0.2, 0.7, 0.1])])]
+    assert ids == [1] * 10
+
+
 def test_keypoint_similarity():
     a = person(200, 200).keypoints
     box = np.array([0, 0, 100, 200])

@@ -156,13 +156,15 @@ class Track:
             self.diagonal = box_diagonal(self.box)
 
     def predicted(self, coast_growth: float) -> tuple[np.ndarray, np.ndarray]:
-        """Box and keypoints one frame after the last update (``missed + 1`` frames of motion),
-        the box widened by ``coast_growth`` per missed frame."""
+        """Box and keypoints one frame after the last update (``missed + 1`` frames of the
+        centre's motion), the last box's size widened by ``coast_growth`` per missed frame."""
+        # The centre moves with the edges' mean velocity; the size stays. Extrapolating each
+        # edge on its own collapsed boxes whose width jumps with an arm (demo clip, frame 138:
+        # a box 206 -> 64 px wide predicted inside out, so the same man got a new id).
         steps = self.missed + 1
-        box = self.box + self.velocity * steps
-        centre = 0.5 * (box[:2] + box[2:])
-        half = 0.5 * (box[2:] - box[:2]) * (1.0 + coast_growth * self.missed)
-        shift = centre - 0.5 * (self.box[:2] + self.box[2:])
+        shift = 0.5 * (self.velocity[:2] + self.velocity[2:]) * steps
+        centre = 0.5 * (self.box[:2] + self.box[2:]) + shift
+        half = 0.5 * (self.box[2:] - self.box[:2]) * (1.0 + coast_growth * self.missed)
         kps = self.keypoints.copy()
         kps[:, :2] += shift
         return np.concatenate([centre - half, centre + half]), kps
