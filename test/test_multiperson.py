@@ -419,3 +419,39 @@ def test_video_mode_finds_four_people_side_by_side(litert, body):
         counts = [len(det.detect(f.image)) for f in clip]
     # measured: [3, 4, 4, 4, 4, 4]; without the probes (gap_probes=0) 3 on every frame
     assert counts[-3:] == [n] * 3, counts
+
+
+def test_gap_probes_back_off_once_everyone_is_found(litert, body):
+    """With the same four people all found, a whole round of the five gaps finds nobody new,
+    then the probes pause 1, 2, 4, 8 detector frames (``gap_probe_backoff``): over 24 frames
+    far fewer probes than one per frame, and still everyone found on every late frame."""
+    from s2m_model.detect.blazepose_person import BlazePoseBoxDetector
+    from s2m_model.detect.blazepose_tflite import BlazePoseTFLite
+    from s2m_model.tracking.synthetic import HORIZON, SpriteBank, Walker, make_clip
+
+    class Counting(BlazePoseBoxDetector):
+        probes = 0
+
+        def detect_in_regions(self, image, regions):
+            Counting.probes += 1
+            return super().detect_in_regions(image, regions)
+
+    n = 4
+    bank = SpriteBank(body, identities=6, phases=6, seed=0)
+    walkers = [
+        Walker(i, i, 180.0, HORIZON * 480 + 108.0, (i + 0.5) * 640 / n, 0.4 * (1 - 2 * (i % 2)),
+               0, 0.17 * i)
+        for i in range(n)
+    ]
+    clip = make_clip(bank, n_frames=24, walkers=walkers, seed=100 + n)
+    probes = {}
+    for backoff in (0, 8):
+        Counting.probes = 0
+        boxes = Counting(tiles=2, tiles_per_call=1)
+        with BlazePoseTFLite(enable_segmentation=False, person_detector=boxes,
+                             gap_probe_backoff=backoff) as det:  # fmt: skip
+            counts = [len(det.detect(f.image)) for f in clip]
+        assert counts[-12:] == [n] * 12, (backoff, counts)
+        probes[backoff] = Counting.probes
+    # measured: 23 probes without the back-off, 12 with it
+    assert probes[0] >= 22 and probes[8] <= probes[0] - 8, probes
