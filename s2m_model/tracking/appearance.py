@@ -1,7 +1,9 @@
 """Appearance features for the tracker: a colour histogram of each person's pixels.
 
 Cheap (one OpenCV histogram per person) and enough to tell apart people who wear different
-colours when they cross; it does not identify people (no re-identification across long gaps).
+colours when they cross, and to give a person lost for up to ~1 s their id back near where
+they were last seen (:class:`~s2m_model.tracking.tracker.MultiPersonTracker`'s
+re-identification); it does not identify people across long gaps or changes of lighting.
 """
 
 from __future__ import annotations
