@@ -41,7 +41,7 @@ from s2m_model.body import load_body_model  # noqa: E402
 from s2m_model.pipeline.config import PipelineConfig  # noqa: E402
 from s2m_model.tracking.appearance import color_histogram  # noqa: E402
 from s2m_model.tracking.metrics import MotAccumulator, RecallBins, score_frame  # noqa: E402
-from s2m_model.tracking.synthetic import HORIZON, SpriteBank, Walker, make_clip  # noqa: E402
+from s2m_model.tracking.synthetic import SpriteBank, make_clip, side_by_side_walkers  # noqa: E402
 from s2m_model.tracking.tracker import MultiPersonTracker  # noqa: E402
 from s2m_model.util.timing import summarize  # noqa: E402
 
@@ -122,27 +122,11 @@ def run_crowd(detector, clips, *, track: bool) -> dict:
     return out
 
 
-def speed_walkers(n: int, width: int = 640, height_px: float = 180.0) -> list[Walker]:
-    """``n`` people side by side across the frame, walking slowly (all detectable)."""
-    return [
-        Walker(
-            i,
-            i,
-            height_px,
-            HORIZON * 480 + 0.6 * height_px,
-            (i + 0.5) * width / n,
-            0.4 * (1 - 2 * (i % 2)),
-            0,
-            0.17 * i,
-        )
-        for i in range(n)
-    ]
-
-
 def run_speed(detector, bank, counts=(1, 2, 4, 6), warmup=10, frames=20) -> dict:
     out = {}
     for n in counts:
-        clip = make_clip(bank, n_frames=warmup + frames, walkers=speed_walkers(n), seed=100 + n)
+        walkers = side_by_side_walkers(n)
+        clip = make_clip(bank, n_frames=warmup + frames, walkers=walkers, seed=100 + n)
         detector.reset()
         tracker = MultiPersonTracker(PipelineConfig().tracker_config())
         det_ms, trk_ms, found = [], [], []

@@ -199,16 +199,15 @@ def people_clips(counts: tuple[int, ...], frames: int) -> dict[int, list[np.ndar
     import torch
 
     from s2m_model.body import load_body_model
-    from s2m_model.tracking.synthetic import SpriteBank, make_clip
+    from s2m_model.tracking.synthetic import SpriteBank, make_clip, side_by_side_walkers
 
     sys.path.insert(0, str(REPO / "bench"))
-    from multiperson import speed_walkers  # bench/multiperson.py: the same people
 
     body = load_body_model("s2m-free", dtype=torch.float32)
     bank = SpriteBank(body, identities=6, phases=6, seed=0)
     total = PEOPLE_WARMUP + frames
     return {
-        n: [f.image for f in make_clip(bank, n_frames=total, walkers=speed_walkers(n),
+        n: [f.image for f in make_clip(bank, n_frames=total, walkers=side_by_side_walkers(n),
                                        seed=100 + n)]
         for n in counts
     }  # fmt: skip
@@ -282,7 +281,7 @@ def people_axis(counts: tuple[int, ...], frames: int, detect_every: int, lifter,
     everies = tuple(dict.fromkeys((1, detect_every)))
     report: dict = {
         "frames": f"{frames} timed per count ({PEOPLE_WARMUP} warm-up), rendered 640x480, "
-        "people 180 px tall side by side (bench/multiperson.py speed_walkers)",
+        "people 180 px tall side by side (tracking.synthetic.side_by_side_walkers)",
         "detector": "blazepose-multi (enable_segmentation=False, hog_every=5)",
         "max_persons": max(4, *counts),
         **run_people(clips, everies, lifter, body),

@@ -405,15 +405,11 @@ def test_video_mode_finds_four_people_side_by_side(litert, body):
     each report one of two neighbours, so before the gap probes one of them (4 people) was
     never found; the probes (crops on the gaps, tracked people masked) find all of them."""
     from s2m_model.detect.blazepose_tflite import BlazePoseTFLite
-    from s2m_model.tracking.synthetic import HORIZON, SpriteBank, Walker, make_clip
+    from s2m_model.tracking.synthetic import SpriteBank, make_clip, side_by_side_walkers
 
     n = 4
     bank = SpriteBank(body, identities=6, phases=6, seed=0)
-    walkers = [
-        Walker(i, i, 180.0, HORIZON * 480 + 108.0, (i + 0.5) * 640 / n, 0.4 * (1 - 2 * (i % 2)),
-               0, 0.17 * i)
-        for i in range(n)
-    ]
+    walkers = side_by_side_walkers(n)
     clip = make_clip(bank, n_frames=6, walkers=walkers, seed=100 + n)
     with BlazePoseTFLite(enable_segmentation=False) as det:
         counts = [len(det.detect(f.image)) for f in clip]
@@ -427,7 +423,7 @@ def test_gap_probes_back_off_once_everyone_is_found(litert, body):
     far fewer probes than one per frame, and still everyone found on every late frame."""
     from s2m_model.detect.blazepose_person import BlazePoseBoxDetector
     from s2m_model.detect.blazepose_tflite import BlazePoseTFLite
-    from s2m_model.tracking.synthetic import HORIZON, SpriteBank, Walker, make_clip
+    from s2m_model.tracking.synthetic import SpriteBank, make_clip, side_by_side_walkers
 
     class Counting(BlazePoseBoxDetector):
         probes = 0
@@ -438,11 +434,7 @@ def test_gap_probes_back_off_once_everyone_is_found(litert, body):
 
     n = 4
     bank = SpriteBank(body, identities=6, phases=6, seed=0)
-    walkers = [
-        Walker(i, i, 180.0, HORIZON * 480 + 108.0, (i + 0.5) * 640 / n, 0.4 * (1 - 2 * (i % 2)),
-               0, 0.17 * i)
-        for i in range(n)
-    ]
+    walkers = side_by_side_walkers(n)
     clip = make_clip(bank, n_frames=24, walkers=walkers, seed=100 + n)
     probes = {}
     for backoff in (0, 8):

@@ -401,16 +401,13 @@ class BlazePoseTFLite:
                         and self._probe_due(len(tracked)):  # fmt: skip
                     probed = self._probe_gaps(rgb)
                     people = [*people, *probed]
+            candidates = [self.roi_for(p) for p in people]
+            probe_rois = candidates[len(candidates) - len(probed or []):]  # the probes' last
             # A detector ROI on a person already tracked from the previous frame is the same
             # person: skip its landmark run (~20 ms per person).
-            fresh = [
-                r
-                for r in (self.roi_for(p) for p in people)
-                if not any(same_roi(r, t) for t in tracked)
-            ]
+            fresh = [r for r in candidates if not any(same_roi(r, t) for t in tracked)]
             height, width = rgb.shape[:2]
             rois = [r for r in tracked + fresh if plausible_roi(r, width, height)]
-            probe_rois = [self.roi_for(p) for p in probed or []]
             results: list[PoseLandmarks] = []
             new_from_probe = False
             for roi in rois:

@@ -190,8 +190,9 @@ class Roi:
         return np.concatenate([pts.min(0), pts.max(0)])
 
 
-def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` ``x0, y0, x1, y1`` boxes -> ``(N, M)``."""
+def _boxes_and_overlaps(a, b) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """``(N,)`` and ``(M,)`` areas of the ``x0, y0, x1, y1`` boxes ``a`` and ``b`` and their
+    ``(N, M)`` pairwise intersection areas."""
     a = np.asarray(a, dtype=np.float64).reshape(-1, 4)
     b = np.asarray(b, dtype=np.float64).reshape(-1, 4)
     lt = np.maximum(a[:, None, :2], b[None, :, :2])
@@ -199,8 +200,21 @@ def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
     inter = np.clip(rb - lt, 0.0, None).prod(-1)
     area_a = np.clip(a[:, 2:] - a[:, :2], 0.0, None).prod(-1)
     area_b = np.clip(b[:, 2:] - b[:, :2], 0.0, None).prod(-1)
+    return area_a, area_b, inter
+
+
+def box_iou(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """Pairwise IoU of ``(N, 4)`` and ``(M, 4)`` ``x0, y0, x1, y1`` boxes -> ``(N, M)``."""
+    area_a, area_b, inter = _boxes_and_overlaps(a, b)
     union = area_a[:, None] + area_b[None, :] - inter
     return np.where(union > 0, inter / np.maximum(union, 1e-12), 0.0)
+
+
+def box_inside_fraction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
+    """``(N, M)``: the fraction of each of the ``(N, 4)`` boxes ``a`` that lies inside each of
+    the ``(M, 4)`` boxes ``b`` (``x0, y0, x1, y1``; 0 for an empty box)."""
+    area_a, _, inter = _boxes_and_overlaps(a, b)
+    return np.where(area_a[:, None] > 0, inter / np.maximum(area_a[:, None], 1e-12), 0.0)
 
 
 def weighted_nms(

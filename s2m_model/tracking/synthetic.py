@@ -257,6 +257,18 @@ def plan_walkers(n_people: int, width: int, height: int, n_frames: int,
     return walkers
 
 
+def side_by_side_walkers(n: int, width: int = 640, height: int = 480,
+                         height_px: float = 180.0) -> list[Walker]:
+    """``n`` people ``height_px`` tall side by side across a ``width`` x ``height`` frame,
+    walking slowly, neighbours in opposite directions (all detectable; the speed scene of
+    ``bench/multiperson.py`` and ``bench/pipeline.py --people``)."""
+    return [
+        Walker(i, i, height_px, HORIZON * height + 0.6 * height_px, (i + 0.5) * width / n,
+               0.4 * (1 - 2 * (i % 2)), 0, 0.17 * i)
+        for i in range(n)
+    ]  # fmt: skip
+
+
 def make_clip(
     bank: SpriteBank,
     *,

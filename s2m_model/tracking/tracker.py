@@ -44,7 +44,7 @@ import numpy as np
 from scipy.optimize import linear_sum_assignment
 
 from s2m_model.detect.base import Detection
-from s2m_model.detect.person import box_iou
+from s2m_model.detect.person import box_inside_fraction, box_iou
 
 IMPOSSIBLE = 1e6
 """Cost of a pair that must not be matched."""
@@ -185,16 +185,6 @@ def keypoint_similarity(a: np.ndarray, b: np.ndarray, box: np.ndarray, *,
 def box_diagonal(box: np.ndarray) -> float:
     """Diagonal of an ``x0, y0, x1, y1`` box (pixels)."""
     return float(np.hypot(box[2] - box[0], box[3] - box[1]))
-
-
-def box_inside_fraction(a: np.ndarray, b: np.ndarray) -> np.ndarray:
-    """``(N, M)``: the fraction of each of the ``(N, 4)`` boxes ``a`` that lies inside each of
-    the ``(M, 4)`` boxes ``b`` (``x0, y0, x1, y1``; 0 for an empty box)."""
-    lt = np.maximum(a[:, None, :2], b[None, :, :2])
-    rb = np.minimum(a[:, None, 2:], b[None, :, 2:])
-    inter = np.clip(rb - lt, 0.0, None).prod(-1)
-    area = np.clip(a[:, 2:] - a[:, :2], 0.0, None).prod(-1)
-    return np.where(area[:, None] > 0, inter / np.maximum(area[:, None], 1e-12), 0.0)
 
 
 def cosine(a: np.ndarray, b: np.ndarray) -> float:
