@@ -158,8 +158,12 @@ def run_live(
     rclpy.init(
         args=["s2m", "--ros-args", "--params-file", str(params_file)],
         context=context,
-        signal_handler_options=SignalHandlerOptions.ALL,  # Ctrl-C and SIGTERM end cleanly
+        # Ctrl-C and SIGTERM only raise a flag the loop reads (_StopOnSignal): rclpy's handlers
+        # raise KeyboardInterrupt wherever the main thread is, and one raised inside the
+        # executor's thread-pool locks left them held: shutdown() then hung for good.
+        signal_handler_options=SignalHandlerOptions.NO,
     )
+    stop = _StopOnSignal()
     node = player = None
     executor = MultiThreadedExecutor(context=context)
     try:
@@ -182,7 +186,7 @@ def run_live(
             executor.add_node(player.node)
         deadline = time.monotonic() + duration if duration > 0 else None
         drain_until = None
-        while context.ok():
+        while context.ok() and not stop.requested:
             executor.spin_once(timeout_sec=0.1)
             now = time.monotonic()
             if deadline is not None and now >= deadline:
@@ -196,6 +200,7 @@ def run_live(
     except (KeyboardInterrupt, ExternalShutdownException):
         pass  # Ctrl-C / SIGTERM: a clean exit with the summary
     finally:
+        stop.restore()
         if player is not None:
             player.join()
         summary = _summary(node, player)
@@ -208,6 +213,34 @@ def run_live(
         executor.shutdown()
         rclpy.try_shutdown(context=context)
     return summary
+
+
+class _StopOnSignal:
+    """While alive, SIGINT and SIGTERM (main thread only) set :attr:`requested` instead of
+    raising; :meth:`restore` puts the previous handlers back. A plain attribute, no lock: the
+    handler may run while the main thread holds any lock."""
+
+    SIGNALS = ("SIGINT", "SIGTERM")
+
+    def __init__(self) -> None:
+        import signal
+
+        self.requested = False
+        self._previous: dict[int, Any] = {}
+        if threading.current_thread() is threading.main_thread():
+            for name in self.SIGNALS:
+                number = getattr(signal, name)
+                self._previous[number] = signal.signal(number, self._handle)
+
+    def _handle(self, signum: int, frame: Any) -> None:
+        self.requested = True
+
+    def restore(self) -> None:
+        import signal
+
+        for number, handler in self._previous.items():
+            signal.signal(number, handler)
+        self._previous = {}
 
 
 def _summary(node: Any, player: _PlayerThread | None) -> dict[str, Any]:
